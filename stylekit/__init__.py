@@ -1,0 +1,14 @@
+"""stylekit: arbitrary-style transfer with AdaIN (Huang & Belongie, ICCV 2017)."""
+
+from .decoder import Decoder
+from .encoder import VGGEncoder
+from .errors import ArgumentError, ImageError, ShapeError, StylekitError, WeightsError
+from .model import AdaINModel
+from .ops import AdaIN, adain, mean_std
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaIN", "AdaINModel", "ArgumentError", "Decoder", "ImageError", "ShapeError",
+    "StylekitError", "VGGEncoder", "WeightsError", "adain", "mean_std", "__version__",
+]  # fmt: skip

@@ -1,0 +1,74 @@
+"""Device and precision choice, made in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+
+from .errors import ArgumentError
+
+__all__ = ["resolve_device", "resolve_dtype", "autocast", "cpu_has_fast_bf16"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then CPU; anything else must name an available device."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ArgumentError(f"device={device!r} is not a device name (try 'auto', 'cpu', 'cuda', 'mps')") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"device={str(device)!r}: CUDA is not available on this machine")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ArgumentError(f"device={str(device)!r}: MPS is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ArgumentError(f"device={str(device)!r} is not supported (use cpu, cuda or mps)")
+    return dev
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU does bf16 matrix maths in hardware (AMX or AVX-512-BF16)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = "auto") -> torch.dtype:
+    """The compute dtype: ``"auto"`` is bf16 on CUDA (fp16 if bf16 is missing) and on CPUs with
+    fast bf16, fp32 elsewhere. Accepts "fp32"/"bf16"/"fp16" or a torch dtype."""
+    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu" and cpu_has_fast_bf16():
+            return torch.bfloat16
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in names.values():
+            raise ArgumentError(f"dtype={dtype} is not supported (use float32, bfloat16 or float16)")
+        return dtype
+    if dtype not in names:
+        raise ArgumentError(f"dtype={dtype!r} is not one of 'auto', {', '.join(map(repr, names))}")
+    return names[dtype]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or a no-op for float32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

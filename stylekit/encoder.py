@@ -1,0 +1,123 @@
+"""The frozen VGG-19 encoder (ImageNet weights of Simonyan & Zisserman) with named taps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ArgumentError, WeightsError
+from .weights import ENCODER
+
+__all__ = ["VGGEncoder", "TAPS", "STYLE_TAPS", "CONV_SHAPES"]
+
+# (name, in_channels, out_channels) of every conv up to conv5_1, in order; "pool" marks max-pooling.
+_PLAN: list[tuple[str, int, int] | str] = [
+    ("conv1_1", 3, 64), ("conv1_2", 64, 64), "pool",
+    ("conv2_1", 64, 128), ("conv2_2", 128, 128), "pool",
+    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256), "pool",
+    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512), "pool",
+    ("conv5_1", 512, 512),
+]  # fmt: skip
+CONV_SHAPES = {p[0]: (p[2], p[1], 3, 3) for p in _PLAN if isinstance(p, tuple)}
+
+# Tap names in network order: "convX_Y" (before ReLU) and "reluX_Y" (after).
+TAPS: tuple[str, ...] = tuple(
+    t for p in _PLAN if isinstance(p, tuple) for t in (p[0], "relu" + p[0][4:])
+)
+STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+# ImageNet mean of the original Caffe model, as RGB in [0, 1].
+_MEAN_RGB = (123.68 / 255, 116.779 / 255, 103.939 / 255)
+
+
+class VGGEncoder(nn.Module):
+    """VGG-19 convolutions up to relu5_1, frozen, with named feature taps.
+
+    Input is RGB in [0, 1], shape (B, 3, H, W). The Caffe model's BGR / 0–255 / mean
+    subtraction is folded into ``conv1_1`` (its weights are channel-flipped and scaled by
+    255 at load time), so only the mean is subtracted at run time. Zero padding and max
+    pooling, as the original weights were trained.
+
+    Example:
+        >>> enc = VGGEncoder.from_pretrained()
+        >>> feats = enc(torch.rand(1, 3, 64, 64), taps=("relu1_1", "relu4_1"))
+        >>> feats["relu4_1"].shape
+        torch.Size([1, 512, 8, 8])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_MEAN_RGB).view(1, 3, 1, 1), persistent=False)
+        self.convs = nn.ModuleDict(
+            {p[0]: nn.Conv2d(p[1], p[2], 3, padding=1) for p in _PLAN if isinstance(p, tuple)}
+        )
+        self.requires_grad_(False)
+        self.eval()
+
+    @classmethod
+    def from_pretrained(cls) -> VGGEncoder:
+        """The shipped ImageNet VGG-19 (sha256-checked, dequantised losslessly from uint8 codes)."""
+        tensors, _ = ENCODER.load()
+        enc = cls()
+        enc.load_quantized(tensors)
+        return enc
+
+    def load_quantized(self, tensors: dict[str, Tensor]) -> None:
+        """Load ``<conv>.codes`` (uint8), ``<conv>.table`` (256 float32) and ``<conv>.bias``."""
+        expected = {f"{n}.{k}" for n in CONV_SHAPES for k in ("codes", "table", "bias")}
+        if set(tensors) != expected:
+            missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+            raise WeightsError(f"encoder weights do not fit: missing {missing}, unexpected {extra}")
+        with torch.no_grad():
+            for name, shape in CONV_SHAPES.items():
+                codes, table = tensors[f"{name}.codes"], tensors[f"{name}.table"]
+                if tuple(codes.shape) != shape or codes.dtype != torch.uint8 or table.numel() != 256:
+                    raise WeightsError(f"encoder weights for {name} have the wrong shape or dtype")
+                w = table.float()[codes.long()]
+                if name == "conv1_1":  # fold BGR order and the 0–255 scale into the first conv
+                    w = w[:, [2, 1, 0]] * 255.0
+                self.convs[name].weight.copy_(w)
+                self.convs[name].bias.copy_(tensors[f"{name}.bias"].float())
+
+    def forward(self, x: Tensor, taps: Iterable[str] = STYLE_TAPS) -> dict[str, Tensor]:
+        """Run the network as far as the deepest requested tap.
+
+        Args:
+            x: RGB images in [0, 1], (B, 3, H, W).
+            taps: names from :data:`TAPS`, e.g. ``("relu1_1", "relu4_1", "conv4_2")``.
+
+        Returns:
+            A dict from tap name to feature map.
+        """
+        wanted = set(taps)
+        unknown = wanted - set(TAPS)
+        if unknown:
+            raise ArgumentError(f"unknown encoder taps {sorted(unknown)}; known: {TAPS}")
+        last = max(TAPS.index(t) for t in wanted)
+        out: dict[str, Tensor] = {}
+        x = x - self.mean.to(x.dtype)
+        seen = 0
+        for p in _PLAN:
+            if p == "pool":
+                x = nn.functional.max_pool2d(x, 2, 2)
+                continue
+            name = p[0]
+            x = self.convs[name](x)
+            if name in wanted:
+                out[name] = x
+            x = torch.relu(x)
+            relu = "relu" + name[4:]
+            if relu in wanted:
+                out[relu] = x
+            seen += 2
+            if seen > last:
+                break
+        return out
+
+    def encode(self, x: Tensor, tap: str = "relu4_1") -> Tensor:
+        """Features at a single tap. ``enc.encode(x)`` is relu4_1."""
+        return self(x, (tap,))[tap]
+
+

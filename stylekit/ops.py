@@ -1,0 +1,100 @@
+"""Feature statistics and adaptive instance normalisation (Huang & Belongie, 2017).
+
+Every op is a function and a Module. Statistics are always computed in float32, so
+the ops are safe under bf16/fp16 autocast; the result comes back in the input's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ShapeError
+
+__all__ = ["mean_std", "adain", "AdaIN"]
+
+
+def _check_feat(name: str, x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ShapeError(f"{name} must be a (B, C, H, W) tensor, got {shape}")
+
+
+def mean_std(feat: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """Per-sample, per-channel mean and standard deviation of a feature map, in float32.
+
+    Uses the biased variance, so a 1x1 map gives std = sqrt(eps) rather than NaN.
+
+    Args:
+        feat: features of shape (B, C, H, W).
+        eps: added to the variance before the square root.
+
+    Returns:
+        ``(mean, std)``, each of shape (B, C, 1, 1) and dtype float32.
+
+    Example:
+        >>> m, s = mean_std(torch.ones(2, 3, 4, 4))
+        >>> m.shape, float(m.mean())
+        (torch.Size([2, 3, 1, 1]), 1.0)
+    """
+    _check_feat("feat", feat)
+    var, mean = torch.var_mean(feat.float(), dim=(2, 3), keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def adain(
+    content_feat: Tensor,
+    style_feat: Tensor | tuple[Tensor, Tensor],
+    eps: float = 1e-5,
+) -> Tensor:
+    """Give ``content_feat`` the channel-wise mean and std of ``style_feat``.
+
+    Args:
+        content_feat: (B, C, H, W) content features.
+        style_feat: (B or 1, C, h, w) style features, or their precomputed
+            ``(mean, std)`` as returned by :func:`mean_std`.
+        eps: variance epsilon.
+
+    Returns:
+        A tensor shaped and typed like ``content_feat``.
+
+    Example:
+        >>> c, s = torch.randn(1, 8, 5, 5), 3 + 2 * torch.randn(1, 8, 7, 7)
+        >>> m, sd = mean_std(adain(c, s))
+        >>> torch.allclose(m, mean_std(s)[0], atol=1e-4)
+        True
+    """
+    _check_feat("content_feat", content_feat)
+    if isinstance(style_feat, tuple):
+        s_mean, s_std = style_feat
+    else:
+        _check_feat("style_feat", style_feat)
+        s_mean, s_std = mean_std(style_feat, eps)
+    if s_mean.shape[1] != content_feat.shape[1]:
+        raise ShapeError(
+            f"content has {content_feat.shape[1]} channels but style has {s_mean.shape[1]}"
+        )
+    if s_mean.shape[0] not in (1, content_feat.shape[0]):
+        raise ShapeError(
+            f"style batch {s_mean.shape[0]} must be 1 or match content batch {content_feat.shape[0]}"
+        )
+    c_mean, c_std = mean_std(content_feat, eps)
+    scale = s_std / c_std
+    shift = s_mean - c_mean * scale
+    return (content_feat.float() * scale + shift).to(content_feat.dtype)
+
+
+class AdaIN(nn.Module):
+    """Module form of :func:`adain`.
+
+    Example:
+        >>> AdaIN()(torch.randn(2, 4, 3, 3), torch.randn(2, 4, 6, 6)).shape
+        torch.Size([2, 4, 3, 3])
+    """
+
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, content_feat: Tensor, style_feat: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+        return adain(content_feat, style_feat, self.eps)
