@@ -1,8 +1,10 @@
 """stylekit: arbitrary-style transfer with AdaIN (Huang & Belongie, ICCV 2017)."""
 
+from .api import Style, StyleTransfer, transfer
 from .decoder import Decoder
 from .encoder import VGGEncoder
 from .errors import ArgumentError, ImageError, ShapeError, StylekitError, WeightsError
+from .image import load_image, save_image
 from .model import AdaINModel
 from .ops import AdaIN, adain, mean_std
 
@@ -11,4 +13,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AdaIN", "AdaINModel", "ArgumentError", "Decoder", "ImageError", "ShapeError",
     "StylekitError", "VGGEncoder", "WeightsError", "adain", "mean_std", "__version__",
+    "Style", "StyleTransfer", "transfer", "load_image", "save_image",
 ]  # fmt: skip
