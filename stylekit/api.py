@@ -26,6 +26,10 @@ _MODELS: dict[tuple[torch.device, torch.dtype], AdaINModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
+STYLE_SIZE = 512
+"""Default short side of style images (larger ones are scaled down to it)."""
+
+
 def _build_model(device: torch.device) -> AdaINModel:
     """The shipped model, ready for inference on ``device``."""
     return _prepare(AdaINModel.from_pretrained(), device)
@@ -170,7 +174,9 @@ class StyleTransfer:
         Args:
             style: path, PIL image, numpy array or tensor (see :func:`stylekit.load_image`).
                 A (B, 3, H, W) tensor gives B styles, to pair with a batch of B contents.
-            size: resize the style first so its short side is ``size`` pixels.
+            size: resize the style first so its short side is ``size`` pixels. By default a
+                style whose short side exceeds :data:`STYLE_SIZE` (512) is scaled down to it,
+                as the AdaIN reference does: the look then does not depend on the scan's resolution.
 
         Returns:
             A :class:`Style` on this object's device.
@@ -183,8 +189,12 @@ class StyleTransfer:
         size = check_size_arg(size)
         return self._encode(read_image(style, name="style"), size)
 
-    def _encode(self, style: ImageInput, size: int | None) -> Style:
-        x = style.tensor if size is None else resize_short_side(style.tensor, size)
+    def _encode(self, style: ImageInput, size: int | None, cap: int = STYLE_SIZE) -> Style:
+        x = style.tensor
+        if size is None and min(x.shape[-2:]) > cap:
+            size = cap  # big paintings are seen at (at most) 512 px, as in the AdaIN reference
+        if size is not None:
+            x = resize_short_side(x, size)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device, self.dtype):
             mean, std = self.model.style_stats(x)
@@ -203,8 +213,9 @@ class StyleTransfer:
             style: an image of any of those kinds, or a :class:`Style` from :meth:`encode_style`.
             alpha: style strength, from 0 (the content reconstructed) to 1 (full style).
             size: resize content and style so their short side is ``size`` pixels; the result
-                then has the resized content's size. ``None`` keeps the content's size exactly.
-                Ignored for the style if it is already a :class:`Style`.
+                then has the resized content's size. ``None`` keeps the content's size exactly,
+                and scales a style image down (never up) to the content's short side, at most
+                :data:`STYLE_SIZE` (512). Ignored for the style if it is already a :class:`Style`.
 
         Raises:
             ArgumentError: bad ``alpha`` or ``size``.
@@ -224,14 +235,16 @@ class StyleTransfer:
         return self._run(inp, sty, alpha, size)
 
     def _run(self, content: ImageInput, style: ImageInput | Style, alpha: float, size: int | None) -> ImageOut:
-        stats = style if isinstance(style, Style) else self._encode(style, size)
         x = content.tensor if size is None else resize_short_side(content.tensor, size)
-        if stats.mean.shape[0] not in (1, x.shape[0]):
-            raise ShapeError(f"style batch {stats.mean.shape[0]} must be 1 or match content batch {x.shape[0]}")
+        if not isinstance(style, Style):
+            # a style larger than the content is seen at the content's scale (at most STYLE_SIZE)
+            style = self._encode(style, size, cap=min(STYLE_SIZE, max(min(x.shape[-2:]), 64)))
+        if style.mean.shape[0] not in (1, x.shape[0]):
+            raise ShapeError(f"style batch {style.mean.shape[0]} must be 1 or match content batch {x.shape[0]}")
         x = x.to(self.device)
         x, pads = pad_to_multiple(x, 8)  # the encoder pools 3 times before relu4_1
         x = x.contiguous(memory_format=torch.channels_last)
-        style_stats = (stats.mean.to(self.device), stats.std.to(self.device))
+        style_stats = (style.mean.to(self.device), style.std.to(self.device))
         with torch.inference_mode(), autocast(self.device, self.dtype):
             y = self.model.stylize(x, style_stats, alpha)
         # outside inference mode, so tensor results are ordinary tensors (in-place ops allowed)
