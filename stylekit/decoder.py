@@ -51,6 +51,8 @@ class Decoder(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         if t.dim() != 4 or t.shape[1] != 512:
             raise ShapeError(f"decoder input must be (B, 512, h, w) relu4_1 features, got {tuple(t.shape)}")
+        if min(t.shape[-2:]) < 2:  # reflection padding needs 2 pixels (images of 16 px and up)
+            raise ShapeError(f"decoder input must be at least 2x2 (images of 16 px), got {tuple(t.shape[-2:])}")
         return self.net(t)
 
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from .errors import ArgumentError, WeightsError
+from .errors import ArgumentError, ShapeError, WeightsError
 from .weights import ENCODER
 
 __all__ = ["VGGEncoder", "TAPS", "STYLE_TAPS", "CONV_SHAPES"]
@@ -86,16 +86,24 @@ class VGGEncoder(nn.Module):
 
         Args:
             x: RGB images in [0, 1], (B, 3, H, W).
-            taps: names from :data:`TAPS`, e.g. ``("relu1_1", "relu4_1", "conv4_2")``.
+            taps: names from :data:`TAPS`, e.g. ``("relu1_1", "relu4_1", "conv4_2")``, or one name.
 
         Returns:
             A dict from tap name to feature map.
         """
-        wanted = set(taps)
+        wanted = {taps} if isinstance(taps, str) else set(taps)
+        if not wanted:
+            raise ArgumentError(f"taps must name at least one layer of {TAPS}")
         unknown = wanted - set(TAPS)
         if unknown:
             raise ArgumentError(f"unknown encoder taps {sorted(unknown)}; known: {TAPS}")
         last = max(TAPS.index(t) for t in wanted)
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ShapeError(f"encoder input must be RGB images (B, 3, H, W), got {shape}")
+        need = 2 ** (int(TAPS[last][4]) - 1)  # a tap of block k sits behind k-1 poolings
+        if min(x.shape[-2:]) < need:
+            raise ShapeError(f"tap {TAPS[last]} needs images of at least {need}x{need} px, got {tuple(x.shape[-2:])}")
         out: dict[str, Tensor] = {}
         x = x - self.mean.to(x.dtype)
         seen = 0

@@ -237,9 +237,9 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     loader = DataLoader(
         data, batch_size=None, sampler=range(start, cfg.steps), num_workers=cfg.workers,
         pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
-        persistent_workers=False,
+        persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed),  # not the global RNG
     )  # fmt: skip
-    val = _val_batch(content_val or content_train, style_val or style_train) if is_main else None
+    val = _val_batch(content_val or content_train, style_val or style_train, min(cfg.crop, 256)) if is_main else None
 
     log_f = None
     if is_main:
@@ -281,7 +281,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                                   f"{sched.get_last_lr()[0]:.3g}", batch["content"].shape[-1], f"{dt:.3f}",
                                   datetime.datetime.now().isoformat(timespec="seconds")])  # fmt: skip
                     log_f.flush()
-                if is_main and step % cfg.sample_every == 0:
+                if is_main and val is not None and step % cfg.sample_every == 0:
                     _save_samples(model, val, out / "samples" / f"step{step:07d}.png", device, dtype)
                 if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                     _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, last)
@@ -319,14 +319,32 @@ def _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, la
     decoder.save(dec_path, metadata=meta)
 
 
-def _val_batch(content, style, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def _val_batch(content, style, size: int = 256, n: int = 4) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Up to ``n`` readable (content, style) pairs for the sample grids; unreadable files are
+    skipped, as in training. None when either folder has no readable image."""
     import numpy as np
+    from PIL import Image
 
     from .data import read_crop
 
     rng = np.random.default_rng(1234)
-    c = np.stack([read_crop(f, 256, rng) for f in content[:n]])
-    s = np.stack([read_crop(f, 256, rng) for f in style[:n]])
+
+    def first_readable(files) -> list:
+        arrs = []
+        for f in files:
+            if len(arrs) == n:
+                break
+            try:
+                arrs.append(read_crop(f, size, rng))
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                continue
+        return arrs
+
+    c, s = first_readable(content), first_readable(style)
+    k = min(len(c), len(s))  # the grid needs as many styles as contents
+    if k == 0:
+        return None
+    c, s = np.stack(c[:k]), np.stack(s[:k])
     return torch.from_numpy(c).permute(0, 3, 1, 2), torch.from_numpy(s).permute(0, 3, 1, 2)
 
 
