@@ -33,7 +33,7 @@ from .data import PairBatches, list_images, split_files
 from .decoder import Decoder
 from .device import autocast, resolve_device, resolve_dtype
 from .encoder import VGGEncoder
-from .errors import ArgumentError
+from .errors import ArgumentError, WeightsError
 from .losses import TAP_SCALE, AdaINLoss
 from .model import AdaINModel
 from .weights import load_file, save_file
@@ -158,7 +158,12 @@ def _save_checkpoint(path: Path, decoder: Decoder, opt: torch.optim.Optimizer, s
 
 def _load_checkpoint(path: Path, decoder: Decoder, opt: torch.optim.Optimizer) -> tuple[int, dict]:
     tensors, meta = load_file(path)
-    decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
+    if "step" not in meta or "param_groups" not in meta or "rng.torch" not in tensors:
+        raise WeightsError(f"{path} is not a stylekit training checkpoint (move it away or pass resume=False)")
+    try:
+        decoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
+    except RuntimeError as e:
+        raise WeightsError(f"{path} does not hold a stylekit decoder: {str(e).splitlines()[0]}") from None
     names = [n for n, _ in decoder.named_parameters()]
     state = {}
     for i, n in enumerate(names):
@@ -226,8 +231,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
         decoder.to(device, memory_format=torch.channels_last)
         if is_main:
             print(f"resuming from {ckpt_path} at step {start}")
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s), last_epoch=start - 1) if start else \
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1.0 + cfg.lr_decay * s), last_epoch=start - 1)
 
     if world > 1:
         model.decoder = torch.nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None)
@@ -288,7 +292,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                 if _any_rank(flag.stop, device, world):
                     break
     finally:
-        if step > start or not ckpt_path.exists():
+        if step > start:
             _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, last)
         bar.close()
         if log_f:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -129,6 +130,9 @@ def save_file(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict
     path = Path(path)
     data = _st_save({k: v.contiguous() for k, v in tensors.items()}, metadata={"format": "pt", **metadata})
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())  # the rename below must never expose a file the disk has not got
     tmp.replace(path)
     return sha256_of(data)
