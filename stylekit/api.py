@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-from .device import autocast, resolve_device, resolve_dtype
-from .errors import ArgumentError, ShapeError
-from .image import ImageInput, ImageLike, check_size_arg, crop_padding, pad_to_multiple, read_image, resize_short_side
+from .color import PreserveColor
+from .device import resolve_device, resolve_dtype
+from .errors import ArgumentError
+from .gatys import Init
+from .image import ImageInput, ImageLike, check_size_arg, read_image, resize_short_side
+from .masks import MaskLike
 from .model import AdaINModel
+from .pipeline import METHODS, STYLE_SIZE, Job, Options, Runner, check_options, plan
+from .style import Style
 
-__all__ = ["Style", "StyleTransfer", "transfer", "get_model", "clear_model_cache"]
+__all__ = ["Style", "StyleTransfer", "transfer", "get_model", "clear_model_cache", "METHODS", "STYLE_SIZE"]
 
 ImageOut = Union[Image.Image, np.ndarray, Tensor]
+Method = Literal["adain", "wct", "gatys"]
+Contents = Union[ImageLike, Sequence[ImageLike]]
+Styles = Union[ImageLike, Style, Sequence[Union[ImageLike, Style]]]
 
 _MODELS: dict[tuple[torch.device, torch.dtype], AdaINModel] = {}
 _MODELS_LOCK = threading.Lock()
-
-
-STYLE_SIZE = 512
-"""Default short side of style images (larger ones are scaled down to it)."""
 
 
 def _build_model(device: torch.device) -> AdaINModel:
@@ -86,42 +90,23 @@ def _check_alpha(alpha: Any) -> float:
     return value
 
 
-@dataclass(frozen=True, eq=False)
-class Style:
-    """A style image reduced to what AdaIN needs: the relu4_1 channel mean and std (float32).
-
-    Made by :meth:`StyleTransfer.encode_style`; small (2 x 512 numbers per image), so one style
-    can be applied to many pictures without encoding it again.
-
-    Attributes:
-        mean: (B, 512, 1, 1) float32, B = 1 for a single style image.
-        std: (B, 512, 1, 1) float32.
-
-    Example:
-        >>> st = StyleTransfer("cpu")
-        >>> style = st.encode_style("stylekit/examples/renoir_the_wave_1879_aic81557.jpg", size=256)
-        >>> style.mean.shape
-        torch.Size([1, 512, 1, 1])
-    """
-
-    mean: Tensor
-    std: Tensor
-
-    def __post_init__(self) -> None:
-        for name, t in (("mean", self.mean), ("std", self.std)):
-            if not isinstance(t, Tensor) or t.dim() != 4 or t.shape[2:] != (1, 1):
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ShapeError(f"Style.{name} must be a (B, C, 1, 1) tensor, got {shape}")
-        if self.mean.shape != self.std.shape:
-            raise ShapeError(f"Style.mean {tuple(self.mean.shape)} and std {tuple(self.std.shape)} differ")
-
-    @property
-    def device(self) -> torch.device:
-        return self.mean.device
-
-    def to(self, device: str | torch.device) -> Style:
-        """The same statistics on another device."""
-        return Style(self.mean.to(device), self.std.to(device))
+def _read(content: Contents, style: Styles) -> tuple[list[ImageInput], list[ImageInput | Style], bool]:
+    listed = isinstance(content, (list, tuple))
+    if listed:
+        if not content:
+            raise ArgumentError("content is an empty list")
+        items = [read_image(c, name=f"content[{i}]") for i, c in enumerate(content)]  # type: ignore[union-attr]
+    else:
+        items = [read_image(content, name="content")]  # type: ignore[arg-type]
+    many = isinstance(style, (list, tuple))
+    styles = list(style) if many else [style]  # type: ignore[list-item,arg-type]
+    if not styles:
+        raise ArgumentError("style is an empty list")
+    entries = [
+        s if isinstance(s, Style) else read_image(s, name=f"style[{i}]" if many else "style")
+        for i, s in enumerate(styles)
+    ]
+    return items, entries, listed
 
 
 class StyleTransfer:
@@ -168,7 +153,7 @@ class StyleTransfer:
     def __repr__(self) -> str:
         return f"StyleTransfer(device={str(self.device)!r}, dtype={str(self.dtype).replace('torch.', '')!r})"
 
-    def encode_style(self, style: ImageLike, *, size: int | None = None) -> Style:
+    def encode_style(self, style: ImageLike, *, size: int | None = None, method: Literal["adain", "wct"] = "adain") -> Style:
         """Encode a style image once, to apply it to many content images.
 
         Args:
@@ -177,6 +162,8 @@ class StyleTransfer:
             size: resize the style first so its short side is ``size`` pixels. By default a
                 style whose short side exceeds :data:`STYLE_SIZE` (512) is scaled down to it,
                 as the AdaIN reference does: the look then does not depend on the scan's resolution.
+            method: ``"wct"`` also keeps the 512 x 512 channel covariance, which ``method="wct"``
+                needs (``"gatys"`` and ``preserve_color="histogram"`` need the image itself).
 
         Returns:
             A :class:`Style` on this object's device.
@@ -185,41 +172,63 @@ class StyleTransfer:
             >>> st = StyleTransfer("cpu")
             >>> st.encode_style(torch.rand(3, 64, 64)).std.dtype
             torch.float32
+            >>> st.encode_style(torch.rand(3, 64, 64), method="wct").cov.shape
+            torch.Size([1, 512, 512])
         """
         size = check_size_arg(size)
-        return self._encode(read_image(style, name="style"), size)
-
-    def _encode(self, style: ImageInput, size: int | None, cap: int = STYLE_SIZE) -> Style:
-        x = style.tensor
-        if size is None and min(x.shape[-2:]) > cap:
-            size = cap  # big paintings are seen at (at most) 512 px, as in the AdaIN reference
+        if method not in ("adain", "wct"):
+            raise ArgumentError(f"method must be 'adain' or 'wct' to encode a style, got {method!r}")
+        x = read_image(style, name="style").tensor
+        if size is None and min(x.shape[-2:]) > STYLE_SIZE:
+            size = STYLE_SIZE  # big paintings are seen at (at most) 512 px, as in the AdaIN reference
         if size is not None:
             x = resize_short_side(x, size)
-        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast(self.device, self.dtype):
-            mean, std = self.model.style_stats(x)
-        # clone outside inference mode: plain tensors that users may keep and use anywhere
-        return Style(mean.float().clone(), std.float().clone())
+        return Runner(self.model, self.device, self.dtype).encode(x, cov=method == "wct")
 
     def __call__(
-        self, content: ImageLike, style: ImageLike | Style, alpha: float = 1.0, *, size: int | None = None
-    ) -> ImageOut:
+        self,
+        content: Contents,
+        style: Styles,
+        alpha: float = 1.0,
+        *,
+        size: int | None = None,
+        max_size: int | None = None,
+        style_weights: Sequence[float] | None = None,
+        masks: Sequence[MaskLike] | None = None,
+        preserve_color: PreserveColor | None = None,
+        method: Method = "adain",
+        tile: int | Literal["auto"] | None = None,
+        steps: int = 200,
+        init: Init = "content",
+        progress: bool = True,
+        callback: Callable[[int, Tensor], Any] | None = None,
+    ) -> ImageOut | list[ImageOut]:
         """Stylise ``content`` with ``style``; the result comes back in the type of ``content``.
 
+        Every option is described at :func:`transfer`.
+
         Args:
-            content: path (result: ``PIL.Image``), ``PIL.Image`` (result: ``PIL.Image``),
-                H x W x 3 / H x W numpy array (result: H x W x 3 array of the same dtype) or
-                (3, H, W) / (B, 3, H, W) float tensor in [0, 1] (result: same rank, dtype, device).
-            style: an image of any of those kinds, or a :class:`Style` from :meth:`encode_style`.
-            alpha: style strength, from 0 (the content reconstructed) to 1 (full style).
-            size: resize content and style so their short side is ``size`` pixels; the result
-                then has the resized content's size. ``None`` keeps the content's size exactly,
-                and scales a style image down (never up) to the content's short side, at most
-                :data:`STYLE_SIZE` (512). Ignored for the style if it is already a :class:`Style`.
+            content: an image (path, PIL, numpy, tensor) or a list of them.
+            style: an image or :class:`Style`, or a list of them.
+            alpha: style strength in [0, 1].
+            size: short side to resize the contents to first.
+            max_size: cap of the contents' long side (downscale only).
+            style_weights: mixing weights of several styles.
+            masks: one region mask per style.
+            preserve_color: ``None``, ``"luminance"`` or ``"histogram"``.
+            method: ``"adain"``, ``"wct"`` or ``"gatys"``.
+            tile: tile size, ``"auto"`` or None.
+            steps: optimisation steps (``"gatys"``).
+            init: ``"content"``, ``"adain"`` or ``"noise"`` (``"gatys"``).
+            progress: show a progress bar (``"gatys"``).
+            callback: ``callback(step, image)`` after each step (``"gatys"``).
+
+        Returns:
+            The result in the type of ``content`` (a list for a list).
 
         Raises:
-            ArgumentError: bad ``alpha`` or ``size``.
-            ImageError, ShapeError: a bad image.
+            ArgumentError: a bad option (the message names it).
+            ImageError, ShapeError: a bad image or mask.
 
         Example:
             >>> st = StyleTransfer("cpu")
@@ -227,72 +236,118 @@ class StyleTransfer:
             >>> out = st(np.zeros((37, 53, 3), np.uint8), wave)
             >>> out.shape, out.dtype
             ((37, 53, 3), dtype('uint8'))
+            >>> cat = "stylekit/examples/chelsea_cat.jpg"
+            >>> gauguin = "stylekit/examples/gauguin_why_are_you_angry_1896_aic19339.jpg"
+            >>> mixed = st(cat, [wave, gauguin], size=64, style_weights=[0.3, 0.7], preserve_color="luminance")
+            >>> mixed.size
+            (96, 64)
         """
-        alpha = _check_alpha(alpha)
-        size = check_size_arg(size)
-        inp = read_image(content, name="content")
-        sty = style if isinstance(style, Style) else read_image(style, name="style")
-        return self._run(inp, sty, alpha, size)
+        o = check_options(
+            alpha=_check_alpha(alpha), size=size, max_size=max_size, style_weights=style_weights, masks=masks,
+            preserve_color=preserve_color, method=method, tile=tile, steps=steps, init=init, progress=progress,
+            callback=callback,
+        )  # fmt: skip
+        items, entries, listed = _read(content, style)
+        return self._run(plan(items, entries, o, listed=listed), o, listed)
 
-    def _run(self, content: ImageInput, style: ImageInput | Style, alpha: float, size: int | None) -> ImageOut:
-        x = content.tensor if size is None else resize_short_side(content.tensor, size)
-        if not isinstance(style, Style):
-            # a style larger than the content is seen at the content's scale (at most STYLE_SIZE)
-            style = self._encode(style, size, cap=min(STYLE_SIZE, max(min(x.shape[-2:]), 64)))
-        if style.mean.shape[0] not in (1, x.shape[0]):
-            raise ShapeError(f"style batch {style.mean.shape[0]} must be 1 or match content batch {x.shape[0]}")
-        x = x.to(self.device)
-        x, pads = pad_to_multiple(x, 8)  # the encoder pools 3 times before relu4_1
-        x = x.contiguous(memory_format=torch.channels_last)
-        style_stats = (style.mean.to(self.device), style.std.to(self.device))
-        with torch.inference_mode(), autocast(self.device, self.dtype):
-            y = self.model.stylize(x, style_stats, alpha)
-        # outside inference mode, so tensor results are ordinary tensors (in-place ops allowed)
-        y = crop_padding(y, pads).float().clamp(0.0, 1.0).contiguous()
-        return content.to_output(y)
+    def _run(self, job: Job, o: Options, listed: bool) -> Any:
+        results = Runner(self.model, self.device, self.dtype).run(job, o, listed)
+        outs = [it.to_output(y) for it, y in zip(job.items, results)]
+        return outs if listed else outs[0]
 
 
 def transfer(
-    content: ImageLike,
-    style: ImageLike | Style,
+    content: Contents,
+    style: Styles,
     alpha: float = 1.0,
     *,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype | None = "auto",
     size: int | None = None,
-) -> ImageOut:
+    max_size: int | None = None,
+    style_weights: Sequence[float] | None = None,
+    masks: Sequence[MaskLike] | None = None,
+    preserve_color: PreserveColor | None = None,
+    method: Method = "adain",
+    tile: int | Literal["auto"] | None = None,
+    steps: int = 200,
+    init: Init = "content",
+    progress: bool = True,
+    callback: Callable[[int, Tensor], Any] | None = None,
+) -> ImageOut | list[ImageOut]:
     """Stylise ``content`` with ``style`` using the shipped AdaIN model (built once, then cached).
 
     The result has the type of ``content`` (a path gives a ``PIL.Image``) and exactly its
-    size, unless ``size`` is given: then content and style are first resized so their short
-    side is ``size`` pixels and the result has the resized content's size.
+    size, unless ``size`` or ``max_size`` is given: then the content is first resized. Every
+    option works with every other one, except that ``method="gatys"`` takes no ``tile`` or ``masks``.
 
     Args:
-        content: path, ``PIL.Image``, numpy array (H x W x 3 or H x W, uint8 or float in [0, 1])
-            or float tensor (3, H, W) / (B, 3, H, W) in [0, 1].
-        style: an image of any of those kinds, or a :class:`Style`.
-        alpha: style strength in [0, 1].
+        content: path (result: ``PIL.Image``), ``PIL.Image`` (result: ``PIL.Image``), H x W x 3
+            / H x W numpy array (result: H x W x 3 array of the same dtype), (3, H, W) /
+            (B, 3, H, W) float tensor in [0, 1] (result: same rank, dtype, device), or a list
+            of those (result: a list, each in its input's type; equal-sized ones run as one batch).
+        style: an image of any of those kinds or a :class:`Style`; or a list of them: mixed
+            (``style_weights``) or one per region (``masks``), or, with as many styles as
+            contents (list items or batch rows, at least two) and neither option, one per content.
+        alpha: style strength, from 0 (the content reconstructed) to 1 (full style).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``, ...
         dtype: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
-        size: short side in pixels (int >= 16) to resize to first, or ``None``.
+        size: resize contents (and styles) so their short side is ``size`` pixels first; the
+            result then has the resized content's size. ``None`` keeps the content's size,
+            and scales a style image down (never up) to the content's short side, at most
+            :data:`STYLE_SIZE` (512). Ignored for a style that is already a :class:`Style`.
+        max_size: then scale the content down (never up) so its long side is at most this.
+        style_weights: with several styles (and no ``masks``): their mixing weights, any
+            non-negative numbers (normalised to sum to 1); default equal. The AdaIN targets
+            ``t_k = AdaIN(f_c, s_k)`` are interpolated, ``t = sum_k w_k t_k`` (for AdaIN the
+            same as interpolating the style means and stds; for WCT the WCT outputs).
+        masks: with several styles: one mask per style (path, PIL image, array or tensor,
+            grayscale, any size, values 0..1 or 0..255): each region gets its own style, with
+            the content statistics of that region; overlaps are normalised, and where no mask
+            covers the content features stay (see :mod:`stylekit.masks`).
+        preserve_color: ``None``, ``"luminance"`` (keep the content's chroma: the output's Y
+            with the content's I and Q) or ``"histogram"`` (match each style image's RGB
+            mean and covariance to the content's before stylising); see :mod:`stylekit.color`.
+        method: ``"adain"`` (default), ``"wct"`` (whitening and colouring transform, same
+            decoder) or ``"gatys"`` (optimisation of the pixels; slow; see :mod:`stylekit.gatys`).
+        tile: ``None``, an int >= 256 or ``"auto"``: stylise big pictures in overlapping tiles
+            of that size with the whole picture's statistics (``"auto"``: tiles of 1024 px
+            above 4 megapixels); see :mod:`stylekit.tiling`. Not with ``"gatys"``.
+        steps: ``"gatys"`` only: optimisation steps.
+        init: ``"gatys"`` only: start from ``"content"``, ``"adain"`` (the AdaIN result) or ``"noise"``.
+        progress: ``"gatys"`` only: show a progress bar.
+        callback: ``"gatys"`` only: called as ``callback(step, image)`` after each step with
+            the current (B, 3, H, W) float tensor.
+
+    Returns:
+        The result in the type of ``content``, or a list of results for a list of contents.
 
     Raises:
-        ArgumentError: bad ``alpha``, ``size``, ``device`` or ``dtype``.
-        ImageError, ShapeError: a bad image.
+        ArgumentError: a bad option (the message names it), checked before the model is built.
+        ImageError, ShapeError: a bad image or mask.
         WeightsError: the shipped weights are missing or corrupted.
 
     Example:
         >>> from stylekit import transfer, save_image
-        >>> out = transfer("stylekit/examples/chelsea_cat.jpg",
-        ...                "stylekit/examples/renoir_the_wave_1879_aic81557.jpg", alpha=0.8, size=128)
+        >>> cat = "stylekit/examples/chelsea_cat.jpg"
+        >>> wave = "stylekit/examples/renoir_the_wave_1879_aic81557.jpg"
+        >>> out = transfer(cat, wave, alpha=0.8, size=128)
         >>> out.mode, min(out.size)
         ('RGB', 128)
+        >>> outs = transfer([cat, cat], wave, size=64, method="wct", preserve_color="histogram")
+        >>> len(outs)
+        2
     """
     # check every argument before the (slow, first time) model build
-    alpha = _check_alpha(alpha)
-    size = check_size_arg(size)
+    o = check_options(
+        alpha=_check_alpha(alpha), size=size, max_size=max_size, style_weights=style_weights, masks=masks,
+        preserve_color=preserve_color, method=method, tile=tile, steps=steps, init=init, progress=progress,
+        callback=callback,
+    )  # fmt: skip
     dev = _canonical(resolve_device(device))
     dt = resolve_dtype(dev, dtype)
-    inp = read_image(content, name="content")
-    sty = style if isinstance(style, Style) else read_image(style, name="style")
-    return StyleTransfer(dev, dt)._run(inp, sty, alpha, size)
+    items, entries, listed = _read(content, style)
+    job = plan(items, entries, o, listed=listed)  # style weights, masks: also before the build
+    return StyleTransfer(dev, dt)._run(job, o, listed)
+
+

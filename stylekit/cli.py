@@ -1,53 +1,109 @@
-"""The ``stylekit`` command line: ``demo``, ``transfer``, ``train`` and ``info``.
+"""The ``stylekit`` command line (also ``python -m stylekit``).
 
-Errors print one line on stderr and exit with status 2 (a traceback only with ``--debug``).
+Subcommands: ``transfer``, ``demo``, ``video``, ``train``, ``export`` and ``info``. Errors print
+one line on stderr and exit with status 2 (a traceback only with ``--debug``); ``--json``
+prints machine-readable results on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import inspect
+import io
+import json
+import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from .errors import StylekitError
+from .errors import ArgumentError, ImageError, ShapeError, StylekitError
 
 EXAMPLES = Path(__file__).parent / "examples"
 DEMO_CONTENT = EXAMPLES / "chelsea_cat.jpg"
 DEMO_STYLE = EXAMPLES / "renoir_the_wave_1879_aic81557.jpg"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+STDIO = "-"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``stylekit transfer: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _alpha(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--alpha must be a number in [0, 1], got {text!r}") from None
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--alpha must be a number in [0, 1], got {text!r}")
+    return value
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _device_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto (bf16 where fast), fp32, bf16, fp16")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+
+
+def _style_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=_alpha, default=1.0, help="style strength in [0, 1] (default 1)")
+    p.add_argument("--size", type=int, default=None, help="resize so the short side is SIZE px (default: keep)")
+
+
+def _transfer_opts(p: argparse.ArgumentParser) -> None:
+    _style_opts(p)
+    p.add_argument("--preserve-color", nargs="?", const="luminance", default=None, metavar="MODE",
+                   help="keep the content's colours: luminance (the default MODE) or histogram")  # fmt: skip
+    p.add_argument("--method", default=None, help="adain (default), wct or gatys, as stylekit.transfer(method=)")
+    _device_opts(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    ap = argparse.ArgumentParser(prog="stylekit", description="Arbitrary-style transfer with AdaIN.")
+    ap = _Parser(prog="stylekit", description="Arbitrary-style transfer with AdaIN (Huang & Belongie, 2017).")
     ap.add_argument("--version", action="version", version=f"stylekit {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser("transfer", help="stylise images: every content with every style",
+                       description="stylekit transfer CONTENT... STYLE -o OUT, or CONTENT... --style STYLE... -o OUT. "
+                       "Each may be a file, a folder (its images), a quoted glob ('photos/*.jpg') or - (stdin).")  # fmt: skip
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="content images, then the style (unless --style is given)")
+    p.add_argument("-s", "--style", action="append", default=None, help="style image, folder or glob (repeatable)")
+    p.add_argument("-o", "--output", required=True, help="output file, folder (for many results) or - (stdout)")
+    p.add_argument("--format", choices=["jpg", "png", "webp"], default=None,
+                   help="file type for folder output (default jpg) and stdout (default png)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: for many images, on a terminal)")  # fmt: skip
+    _transfer_opts(p)
+
     p = sub.add_parser("demo", help="stylise the bundled photo with the bundled painting")
     p.add_argument("-o", "--output", default="demo.jpg", help="where to write the result (default demo.jpg)")
-    p.add_argument("--alpha", type=_alpha, default=1.0, help="style strength in [0, 1] (default 1)")
-    _common(p)
+    _transfer_opts(p)
 
-    p = sub.add_parser("transfer", help="stylise a content image with a style image")
-    p.add_argument("content", help="content image file")
-    p.add_argument("style", help="style image file")
-    p.add_argument("-o", "--output", required=True, help="output image file (.jpg, .png, .webp)")
-    p.add_argument("--alpha", type=_alpha, default=1.0, help="style strength in [0, 1] (default 1)")
-    p.add_argument("--size", type=int, default=None, help="resize the content so its short side is SIZE px")
-    _common(p)
+    p = sub.add_parser("video", help="stylise a video (needs stylekit-nst[video]), keeping fps and audio")
+    p.add_argument("input", help="input video file")
+    p.add_argument("-o", "--output", required=True, help="output video file (.mp4, .mkv, .mov, .webm)")
+    p.add_argument("-s", "--style", required=True, help="style image")
+    _style_opts(p)
+    p.add_argument("--no-stabilize", action="store_true", help="plain frame loop, no temporal stabilisation")
+    p.add_argument("--momentum", type=float, default=None, help="running average of content statistics, [0, 1)")
+    p.add_argument("--blend", type=float, default=None, help="largest weight of the previous output, [0, 1)")
+    p.add_argument("--threshold", type=float, default=None, help="pixel change above which nothing is blended")
+    p.add_argument("--no-audio", action="store_true", help="drop the audio track")
+    p.add_argument("--codec", default=None, help="video encoder (default: the container's, e.g. H.264 for .mp4)")
+    p.add_argument("--crf", type=int, default=18, help="quality for H.264/H.265/VP9, lower is better (default 18)")
+    p.add_argument("--decoder", default=None, help="use this decoder .safetensors (e.g. from stylekit train)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    _device_opts(p)
 
     p = sub.add_parser("train", help="train a decoder on folders of photos and paintings")
     p.add_argument("--content-dir", required=True)
@@ -67,19 +123,180 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from this decoder .safetensors (e.g. the shipped one)")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    _common(p)
+    _device_opts(p)
 
-    sub.add_parser("info", help="versions, device, dtype and the weights with their sha256")
+    p = sub.add_parser("export", help="write the whole model as one ONNX (or TorchScript) graph")
+    p.add_argument("-o", "--output", default=None, help="file to write (default stylekit.onnx / stylekit.pt)")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from -o, else onnx")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--dynamo", action="store_true", help="use the torch.export-based ONNX exporter (opset >= 18)")
+    p.add_argument("--decoder", default=None, help="export this decoder .safetensors instead of the shipped one")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+
+    p = sub.add_parser("info", help="versions, device, dtype and the weights with their sha256")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     return ap
 
 
-def _cmd_transfer(content, style, output, alpha, device, dtype, size=None) -> None:
-    from .api import transfer
+# --------------------------------------------------------------------------- transfer and demo
+
+
+def _transfer_options(a: argparse.Namespace) -> dict[str, Any]:
+    """``preserve_color=`` / ``method=`` for stylekit.transfer, passed only when given and supported."""
+    import stylekit
+
+    params = inspect.signature(stylekit.transfer).parameters
+    opts = {}
+    for flag, name, value in (("--preserve-color", "preserve_color", a.preserve_color), ("--method", "method", a.method)):
+        if value is None:
+            continue
+        if name not in params:
+            raise ArgumentError(f"{flag}: this version of stylekit.transfer() has no {name}= option")
+        opts[name] = value
+    return opts
+
+
+def _check_preserve_color(a: argparse.Namespace) -> None:
+    value = a.preserve_color
+    if value is not None and (Path(value).suffix.lower() in IMAGE_SUFFIXES or Path(value).exists()):
+        raise ArgumentError(f"--preserve-color took {value!r} as its MODE: write the images first, "
+                            "or give the mode (--preserve-color luminance)")  # fmt: skip
+
+
+def _expand(spec: str, what: str) -> list[Path | str]:
+    """A file, a folder (its images, sorted), a glob pattern, or - (stdin)."""
+    if spec == STDIO:
+        return [STDIO]
+    p = Path(spec)
+    if p.is_dir():
+        files = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        if not files:
+            raise ArgumentError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder {spec!r}")
+        return list(files)
+    if p.exists() or not any(c in spec for c in "*?["):
+        return [p]  # a missing file is reported, naming it, when it is read
+    files = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+    if not files:
+        raise ArgumentError(f"{what}: no files match {spec!r}")
+    return list(files)
+
+
+def _read_stdin(what: str):
+    from PIL import Image, UnidentifiedImageError
+
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise ImageError(f"{what}: nothing on standard input")
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(f"{what}: standard input is not an image (or not in a format Pillow reads)") from None
+
+
+def _destinations(contents: list, styles: list, output: str, fmt: str | None) -> list[tuple[Any, Any, str]]:
+    """(content, style, destination) for every pair; destination ``-`` is stdout."""
+    pairs = [(c, s) for c in contents for s in styles]
+    if output == STDIO:
+        if len(pairs) != 1:
+            raise ArgumentError(f"-o - (stdout) takes one result, but there are {len(pairs)} (give a folder)")
+        return [(*pairs[0], STDIO)]
+    out = Path(output)
+    if len(pairs) == 1 and out.suffix and not out.is_dir():
+        return [(*pairs[0], str(out))]
+    if out.exists() and not out.is_dir():
+        raise ArgumentError(f"-o {output!r}: {len(pairs)} results need a folder, and this is a file")
+    stem = lambda x: "stdin" if x == STDIO else Path(x).stem  # noqa: E731
+    result, seen = [], {}
+    for c, s in pairs:
+        name = stem(c) if len(styles) == 1 else f"{stem(c)}__{stem(s)}"
+        dest = str(out / f"{name}.{fmt or 'jpg'}")
+        if dest in seen:
+            raise ArgumentError(f"{seen[dest]} and {c} would both be written to {dest}; rename one")
+        seen[dest] = c
+        result.append((c, s, dest))
+    return result
+
+
+def _write(image, dest: str, fmt: str | None) -> None:
     from .image import save_image
 
-    out = transfer(content, style, alpha, device=device, dtype=dtype, size=size)
-    save_image(out, output)
-    print(f"wrote {output} ({out.width}x{out.height})")
+    if dest != STDIO:
+        save_image(image, dest)
+        return
+    buf = io.BytesIO()
+    fmt = (fmt or "png").replace("jpg", "jpeg").upper()
+    image.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    sys.stdout.buffer.write(buf.getvalue())
+    sys.stdout.buffer.flush()
+
+
+def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
+    from tqdm.auto import tqdm
+
+    import stylekit
+
+    from .device import resolve_device, resolve_dtype
+    from .image import load_image
+
+    opts = _transfer_options(a)
+    resolve_dtype(resolve_device(a.device), a.dtype)  # a bad --device/--dtype fails before any work
+    if sum(x == STDIO for x in contents + styles) > 1:
+        raise ArgumentError("- (stdin) can stand for one image only")
+    jobs = _destinations(contents, styles, a.output, a.format)
+    if a.json and a.output == STDIO:
+        raise ArgumentError("--json prints on stdout, so it cannot go with -o - (stdout)")
+    stdin = {STDIO: _read_stdin("content" if STDIO in contents else "style")} if STDIO in contents + styles else {}
+    # read each style once (a bad style stops everything); contents are read one by one
+    style_imgs = {s: stdin[s] if s in stdin else load_image(s, name=f"style {s}") for s in styles}
+    show = a.progress if a.progress is not None else (None if len(jobs) > 1 else False)
+    results, errors = [], []
+    log = sys.stderr if (a.json or a.output == STDIO) else sys.stdout
+    for c, s, dest in tqdm(jobs, disable=(None if show is None else not show), unit="image", desc="transfer", file=sys.stderr):
+        t0 = time.perf_counter()
+        try:
+            out = stylekit.transfer(stdin.get(c, c), style_imgs[s], a.alpha, device=a.device, dtype=a.dtype, size=a.size, **opts)
+            _write(out, dest, a.format)
+        except (ImageError, ShapeError) as e:  # one bad picture: report it, go on with the others
+            if len(jobs) == 1:
+                raise
+            errors.append({"content": str(c), "style": str(s), "error": str(e)})
+            print(f"stylekit: error: {e}", file=sys.stderr)
+            continue
+        results.append({"content": str(c), "style": str(s), "output": dest, "width": out.width, "height": out.height,
+                        "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+        if not a.json and dest != STDIO and len(jobs) <= 10:
+            print(f"wrote {dest} ({out.width}x{out.height})", file=log)
+    if a.json:
+        print(json.dumps({"results": results, "errors": errors}, indent=2))
+    elif len(jobs) > 10:
+        print(f"wrote {len(results)} images to {a.output}", file=log)
+    return 2 if errors else 0
+
+
+def _cmd_video(a: argparse.Namespace) -> None:
+    from .decoder import Decoder
+    from .model import AdaINModel
+    from .video import Stabilization, stylize_video
+
+    stab: bool | Stabilization = not a.no_stabilize
+    tuned = {k: getattr(a, k) for k in ("momentum", "blend", "threshold") if getattr(a, k) is not None}
+    if tuned:
+        if a.no_stabilize:
+            raise ArgumentError(f"--{'/--'.join(tuned)} and --no-stabilize contradict each other")
+        stab = Stabilization(**tuned)
+    model = None
+    if a.decoder:
+        from .encoder import VGGEncoder
+
+        model = AdaINModel(VGGEncoder.from_pretrained(), Decoder.from_file(a.decoder))
+    r = stylize_video(a.input, a.output, a.style, a.alpha, size=a.size, stabilize=stab, audio=not a.no_audio,
+                      codec=a.codec, crf=a.crf, device=a.device, dtype=a.dtype, model=model, progress=a.progress)  # fmt: skip
+    if a.json:
+        print(json.dumps({**r.__dict__, "path": str(r.path), "seconds": round(r.seconds, 3)}, indent=2))
+    else:
+        print(f"wrote {r.path}: {r.frames} frames {r.width}x{r.height} at {r.fps:g} fps, audio {r.audio or 'none'}, "
+              f"{r.seconds:.1f} s; mean frame-to-frame change {r.flicker:.4f}")  # fmt: skip
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
@@ -96,41 +313,109 @@ def _cmd_train(a: argparse.Namespace) -> None:
           f"decoder in {r.decoder_path}; {r.skipped_files} unreadable files skipped")  # fmt: skip
 
 
-def _cmd_info() -> None:
-    import platform
+def _cmd_export(a: argparse.Namespace) -> None:
+    from .decoder import Decoder
+    from .export import export_onnx, export_torchscript
 
-    import torch
+    fmt = a.format or ("torchscript" if a.output and Path(a.output).suffix.lower() in (".pt", ".pth", ".ts") else "onnx")
+    output = a.output or ("stylekit.onnx" if fmt == "onnx" else "stylekit.pt")
+    model = Decoder.from_file(a.decoder) if a.decoder else None
+    t0 = time.perf_counter()
+    if fmt == "onnx":
+        path = export_onnx(output, opset=a.opset, model=model, dynamo=a.dynamo)
+    else:
+        path = export_torchscript(output, model=model)
+    print(f"wrote {path} ({fmt}, {path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
+
+
+# --------------------------------------------------------------------------- info
+
+
+def info() -> dict[str, Any]:
+    """Versions, device, dtype and the shipped weights with their recorded and actual sha256."""
+    import importlib.metadata as md
+    import platform
 
     from . import __version__
     from .device import resolve_device, resolve_dtype
-    from .weights import DECODER, ENCODER
+    from .weights import DECODER, ENCODER, load_file, sha256_of
 
+    versions = {"stylekit": __version__, "python": platform.python_version()}
+    for dist in ("torch", "torchvision", "numpy", "pillow", "safetensors", "av", "onnx", "onnxruntime"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
     dev = resolve_device("auto")
-    print(f"stylekit {__version__}  torch {torch.__version__}  python {platform.python_version()}")
-    print(f"device: {dev}  dtype: {str(resolve_dtype(dev)).replace('torch.', '')}")
+    weights = []
     for w in (ENCODER, DECODER):
-        state = "present" if w.exists() else "MISSING"
-        print(f"{w.what}: {w.path} ({state}) sha256 {w.sha256}")
+        entry: dict[str, Any] = {"name": w.name, "what": w.what, "path": str(w.path), "present": w.exists(),
+                                 "sha256_recorded": w.sha256, "sha256": None, "ok": False, "metadata": {}}  # fmt: skip
+        if w.exists():
+            entry["sha256"] = sha256_of(w.path.read_bytes())
+            entry["ok"] = entry["sha256"] == w.sha256
+            if entry["ok"]:
+                entry["metadata"] = {k: v for k, v in load_file(w.path)[1].items() if k != "format"}
+        weights.append(entry)
+    return {"versions": versions, "platform": platform.platform(), "device": str(dev),
+            "dtype": str(resolve_dtype(dev)).replace("torch.", ""), "weights": weights}  # fmt: skip
+
+
+def _cmd_info(a: argparse.Namespace) -> None:
+    d = info()
+    if a.json:
+        print(json.dumps(d, indent=2))
+        return
+    print("  ".join(f"{k} {v}" for k, v in d["versions"].items() if v is not None))
+    print(f"platform: {d['platform']}")
+    print(f"device: {d['device']}  dtype: {d['dtype']}")
+    for w in d["weights"]:
+        state = "MISSING" if not w["present"] else ("sha256 ok" if w["ok"] else f"sha256 MISMATCH (file {w['sha256']})")
+        shown = [f"{k}={w['metadata'][k]}" for k in ("step", "loss", "date") if k in w["metadata"]]
+        meta = "  (" + ", ".join(shown) + ")" if shown else ""
+        print(f"{w['what']}: {w['path']} ({state}) sha256 {w['sha256_recorded']}{meta}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _run(a: argparse.Namespace) -> int:
+    if a.command in ("transfer", "demo"):
+        _check_preserve_color(a)
+    if a.command == "transfer":
+        if a.style:
+            contents, style_specs = a.inputs, a.style
+        elif len(a.inputs) >= 2:
+            contents, style_specs = a.inputs[:-1], a.inputs[-1:]
+        else:
+            raise ArgumentError("transfer needs a content and a style: stylekit transfer CONTENT... STYLE -o OUT")
+        contents = [x for spec in contents for x in _expand(spec, "content")]
+        styles = [x for spec in style_specs for x in _expand(spec, "style")]
+        return _cmd_transfer(a, contents, styles)
+    if a.command == "demo":
+        a.format, a.json, a.progress = None, False, False
+        return _cmd_transfer(a, [DEMO_CONTENT], [DEMO_STYLE])
+    {"video": _cmd_video, "train": _cmd_train, "export": _cmd_export, "info": _cmd_info}[a.command](a)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = build_parser()
-    a = ap.parse_args(argv)
+    """Run the ``stylekit`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    a = build_parser().parse_args(argv)
     try:
-        if a.command == "demo":
-            _cmd_transfer(DEMO_CONTENT, DEMO_STYLE, a.output, a.alpha, a.device, a.dtype)
-        elif a.command == "transfer":
-            _cmd_transfer(a.content, a.style, a.output, a.alpha, a.device, a.dtype, a.size)
-        elif a.command == "train":
-            _cmd_train(a)
-        elif a.command == "info":
-            _cmd_info()
-    except StylekitError as e:
-        if a.debug:
-            raise
-        print(f"stylekit: error: {e}", file=sys.stderr)
-        return 2
+        return _run(a)
     except KeyboardInterrupt:
         print("stylekit: interrupted", file=sys.stderr)
         return 130
-    return 0
+    except BrokenPipeError:  # stdout closed early (stylekit info | head): not an error worth a message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:  # noqa: BLE001 - every error is one line unless --debug
+        if a.debug:
+            raise
+        known = isinstance(e, (StylekitError, OSError))
+        msg = str(e) if known else f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
+        if getattr(a, "json", False):
+            print(json.dumps({"error": msg}))
+        print(f"stylekit: error: {msg}".replace("\n", " "), file=sys.stderr)
+        return 2

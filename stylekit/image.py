@@ -8,7 +8,6 @@ remembers what came in so a result can go back out in the same type. Bad input r
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -153,17 +152,33 @@ def _check_size(name: str, h: int, w: int) -> None:
 
 def _open_path(path: str | os.PathLike[str], name: str) -> Image.Image:
     p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{name}: no such file: {str(p)!r}")
-    if p.is_dir():
-        raise ImageError(f"{name}: {str(p)!r} is a directory, not an image file")
     try:
-        with open(p, "rb") as f, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        exists, is_dir, is_file = p.exists(), p.is_dir(), p.is_file()
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte, a symlink loop, ...
+        raise ImageError(f"{name}: cannot use the path {str(p)[:200]!r}: {getattr(e, 'strerror', None) or e}") from None
+    if not exists:
+        raise ImageError(f"{name}: no such file: {str(p)!r}")
+    if is_dir:
+        raise ImageError(f"{name}: {str(p)!r} is a directory, not an image file")
+    if not is_file:  # a FIFO would block open() forever, a device may never end
+        raise ImageError(f"{name}: {str(p)!r} is not a regular file (a pipe, socket or device?); read it into a PIL image first")
+    try:
+        with open(p, "rb") as f:
             try:
                 img = Image.open(f)
             except UnidentifiedImageError:
                 raise ImageError(f"{name}: {str(p)!r} is not an image (or not in a format Pillow reads)") from None
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise  # (the warning is an exception where warnings are errors)
+            except Exception as e:  # Pillow's header parsers raise OSError, ValueError, struct.error, ...
+                if isinstance(e, (OSError, EOFError)) and "truncat" in str(e).lower():
+                    raise ImageError(f"{name}: {str(p)!r} is truncated or incomplete ({e})") from None
+                raise ImageError(f"{name}: {str(p)!r} has a damaged header ({type(e).__name__}: {e})") from None
+            w, h = img.size
+            _check_size(name, h, w)
+            limit = Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit (it only warns below twice that), checked
+            if limit and w * h > limit:  # here: a warnings filter would not be thread-safe
+                raise ImageError(f"{name}: {str(p)!r} is too large to decode safely ({w}x{h} pixels, over Pillow's {limit})")
             return _load_pil(img, name, where=repr(str(p)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{name}: {str(p)!r} is too large to decode safely ({e})") from None
@@ -178,13 +193,15 @@ def _load_pil(img: Image.Image, name: str, where: str | None = None) -> Image.Im
     _check_size(name, h, w)  # before decoding: a huge image is refused without allocating it
     try:
         img.load()  # the current frame: the first one of a freshly opened animated file
-    except (OSError, SyntaxError, EOFError, ValueError) as e:
+    except MemoryError:
+        raise ImageError(f"{name}: {where} is too large to decode (out of memory)") from None
+    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, EOFError, ValueError, struct.error, ...
         if isinstance(e, EOFError) or "truncat" in str(e).lower():
             raise ImageError(f"{name}: {where} is truncated or incomplete ({e})") from None
         raise ImageError(f"{name}: {where} could not be decoded ({e})") from None
     try:
         out = ImageOps.exif_transpose(img)
-    except (OSError, ValueError, SyntaxError, KeyError, TypeError):  # broken EXIF: keep the pixels as stored
+    except Exception:  # broken EXIF: keep the pixels as stored
         out = img
     if out is img:  # detach from the file: exif_transpose copies only when it rotates
         out = img.copy()
@@ -206,18 +223,20 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
 def _pil_to_float_rgb(img: Image.Image, name: str) -> np.ndarray:
     """H x W x 3 float32 in [0, 1] for any Pillow mode."""
     mode = img.mode
-    if mode == "RGB":
-        return np.asarray(img, dtype=np.float32) / 255.0
-    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "P" and "transparency" in img.info):
-        return _composite_on_white(np.asarray(img.convert("RGBA")))
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        g = _high_depth_gray(img)
-        return np.repeat(g[..., None], 3, axis=2)
     try:
+        if mode == "RGB":
+            return np.asarray(img, dtype=np.float32) / 255.0
+        if mode == "La":  # premultiplied: Pillow converts it to LA only
+            img, mode = img.convert("LA"), "LA"
+        if mode in ("RGBA", "RGBa", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+            return _composite_on_white(np.asarray(img.convert("RGBA")))
+        if mode.startswith("I;16") or mode in ("I", "F"):
+            g = _high_depth_gray(img)
+            return np.repeat(g[..., None], 3, axis=2)
         rgb = img.convert("RGB")  # 1, L, P, CMYK, YCbCr, HSV, RGBX, ...
-    except (ValueError, OSError) as e:
+        return np.asarray(rgb, dtype=np.float32) / 255.0
+    except (ValueError, OSError, TypeError) as e:
         raise ImageError(f"{name}: cannot convert an image of mode {mode!r} to RGB ({e})") from None
-    return np.asarray(rgb, dtype=np.float32) / 255.0
 
 
 def _high_depth_gray(img: Image.Image) -> np.ndarray:
@@ -246,6 +265,11 @@ _NP_FLOATS = (np.float16, np.float32, np.float64)
 
 
 def _numpy_to_tensor(arr: np.ndarray, name: str) -> Tensor:
+    if isinstance(arr, np.ma.MaskedArray):
+        if np.ma.is_masked(arr):
+            raise ShapeError(f"{name} is a masked array with masked entries; fill them first, e.g. with .filled(0)")
+        arr = arr.data
+    arr = np.asarray(arr)  # subclasses (np.matrix, memmap, ...) as plain arrays
     shape = arr.shape
     if arr.ndim == 3 and shape[2] == 4:
         raise ShapeError(
@@ -279,6 +303,12 @@ def _numpy_to_tensor(arr: np.ndarray, name: str) -> Tensor:
 
 
 def _tensor_to_tensor(t: Tensor, name: str) -> Tensor:
+    if t.is_nested:
+        raise ShapeError(f"{name} is a nested tensor; pass a (3, H, W) or (B, 3, H, W) tensor")
+    if t.layout != torch.strided:
+        raise ShapeError(f"{name} is a {str(t.layout).replace('torch.', '')} tensor; pass a dense one (.to_dense())")
+    if t.is_meta:
+        raise ShapeError(f"{name} is on the 'meta' device, which has shapes but no data; create it on a real device")
     shape = tuple(t.shape)
     if t.dim() not in (3, 4):
         raise ShapeError(f"{name} must be a (3, H, W) or (B, 3, H, W) tensor, got shape {shape}")

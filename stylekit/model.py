@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,8 +51,16 @@ class AdaINModel(nn.Module):
 
     def stylize(self, content: Tensor, style_stats: tuple[Tensor, Tensor], alpha: float | Tensor = 1.0) -> Tensor:
         """Decode the content with precomputed style statistics (see :meth:`style_stats`)."""
+        return self.stylize_with(content, lambda f_c: adain(f_c, style_stats), alpha)
+
+    def stylize_with(self, content: Tensor, transform: Callable[[Tensor], Tensor], alpha: float | Tensor = 1.0) -> Tensor:
+        """``decoder(alpha * transform(f(c)) + (1 - alpha) * f(c))``: the hook for other targets.
+
+        ``transform`` maps relu4_1 content features (B, 512, h, w) to the target features of the
+        same shape (AdaIN, WCT, a mix of styles, a blend of regions, ...).
+        """
         f_c = self.encoder.encode(content)
-        return self.decoder(self._blend(f_c, adain(f_c, style_stats), alpha))
+        return self.decoder(self._blend(f_c, transform(f_c), alpha))
 
     @staticmethod
     def _blend(f_c: Tensor, t: Tensor, alpha: float | Tensor) -> Tensor:

@@ -46,6 +46,8 @@ def adain(
     content_feat: Tensor,
     style_feat: Tensor | tuple[Tensor, Tensor],
     eps: float = 1e-5,
+    *,
+    content_stats: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Give ``content_feat`` the channel-wise mean and std of ``style_feat``.
 
@@ -54,6 +56,9 @@ def adain(
         style_feat: (B or 1, C, h, w) style features, or their precomputed
             ``(mean, std)`` as returned by :func:`mean_std`.
         eps: variance epsilon.
+        content_stats: the content's ``(mean, std)`` to normalise with, each (B, C, 1, 1), instead
+            of the statistics of ``content_feat`` itself: the statistics of a whole picture when
+            ``content_feat`` is one tile of it, or of one masked region.
 
     Returns:
         A tensor shaped and typed like ``content_feat``.
@@ -78,7 +83,12 @@ def adain(
         raise ShapeError(
             f"style batch {s_mean.shape[0]} must be 1 or match content batch {content_feat.shape[0]}"
         )
-    c_mean, c_std = mean_std(content_feat, eps)
+    if content_stats is None:
+        c_mean, c_std = mean_std(content_feat, eps)
+    else:
+        c_mean, c_std = content_stats
+        if c_mean.shape[1] != content_feat.shape[1] or c_std.shape != c_mean.shape:
+            raise ShapeError(f"content_stats must be two (B, {content_feat.shape[1]}, 1, 1) tensors")
     scale = s_std / c_std
     shift = s_mean - c_mean * scale
     return (content_feat.float() * scale + shift).to(content_feat.dtype)

@@ -1,0 +1,254 @@
+"""How one call of :func:`stylekit.transfer` runs, whatever its options.
+
+1. contents are resized (``size``, then ``max_size``); equal-sized ones are stacked into one batch;
+2. styles are resized to the content's scale, recoloured to each content's colours for
+   ``preserve_color="histogram"``, and encoded (with their covariance for WCT);
+3. the relu4_1 target (:class:`~stylekit.targets.Target`: style weights or region masks) is
+   decoded whole or tile by tile (:mod:`stylekit.tiling`), or the pixels are optimised (Gatys);
+4. ``preserve_color="luminance"`` gives the result the content's chroma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .color import check_preserve_color, keep_luminance, match_color
+from .device import autocast
+from .errors import ArgumentError, ShapeError
+from .gatys import STYLE_WEIGHT, check_init, check_steps, gatys
+from .image import MIN_SIDE, ImageInput, check_size_arg, crop_padding, pad_to_multiple, resize_short_side
+from .masks import read_masks, resize_masks
+from .model import AdaINModel
+from .ops import mean_std
+from .style import Style, check_style_weights
+from .targets import Target
+from .tiling import check_tile, resolve_tile, stylize_tiled
+from .wct import mean_cov
+
+__all__ = ["METHODS", "STYLE_SIZE", "Options", "check_options", "Job", "plan", "fit_size", "Runner"]
+
+METHODS: tuple[str, ...] = ("adain", "wct", "gatys")
+STYLE_SIZE = 512
+"""Default short side of style images (larger ones are scaled down to it)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The checked keyword options of one call (style weights and masks are checked by :func:`plan`)."""
+
+    alpha: float = 1.0
+    size: int | None = None
+    max_size: int | None = None
+    style_weights: Any = None
+    masks: Any = None
+    preserve_color: str | None = None
+    method: str = "adain"
+    tile: int | str | None = None
+    steps: int = 200
+    init: str = "content"
+    progress: bool = True
+    callback: Callable[[int, Tensor], Any] | None = None
+
+
+def check_options(**kw: Any) -> Options:
+    """Validate every option that does not depend on the images (before a model is built)."""
+    o = Options(**kw)
+    if not (isinstance(o.method, str) and o.method in METHODS):
+        raise ArgumentError(f"method must be one of {', '.join(map(repr, METHODS))}, got {o.method!r}")
+    if o.callback is not None and not callable(o.callback):
+        raise ArgumentError(f"callback must be callable(step, image) or None, got {type(o.callback).__name__}")
+    if not isinstance(o.progress, bool):
+        raise ArgumentError(f"progress must be True or False, got {o.progress!r}")
+    o = Options(
+        **{**kw, "size": check_size_arg(o.size), "max_size": check_size_arg(o.max_size, "max_size"),
+           "preserve_color": check_preserve_color(o.preserve_color), "tile": check_tile(o.tile),
+           "steps": check_steps(o.steps), "init": check_init(o.init)}
+    )  # fmt: skip
+    if o.method == "gatys" and o.tile is not None:
+        raise ArgumentError("tile cannot be used with method='gatys' (the optimisation needs the whole picture)")
+    if o.method == "gatys" and o.masks is not None:
+        raise ArgumentError("masks are not supported with method='gatys'; use method='adain' or 'wct'")
+    return o
+
+
+def fit_size(x: Tensor, size: int | None, max_size: int | None) -> Tensor:
+    """Resize (B, 3, H, W) so the short side is ``size`` (if given), then scale it down so the
+    long side is at most ``max_size`` (if given; never up). Antialiased bilinear.
+
+    Example:
+        >>> fit_size(torch.rand(1, 3, 40, 100), None, 50).shape
+        torch.Size([1, 3, 20, 50])
+    """
+    if size is not None:
+        x = resize_short_side(x, size)
+    h, w = x.shape[-2:]
+    if max_size is not None and max(h, w) > max_size:
+        scale = max_size / max(h, w)
+        nh, nw = round(h * scale), round(w * scale)
+        if min(nh, nw) < MIN_SIDE:
+            raise ArgumentError(f"max_size={max_size} would make a {nw}x{nh} image, under {MIN_SIDE} px")
+        x = F.interpolate(x.float(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return x
+
+
+@dataclass
+class Job:
+    """A call's images, sorted out: ``rows[i]`` is the style entry of every content row in pair mode."""
+
+    items: list[ImageInput]
+    entries: list[ImageInput | Style]
+    pair: bool
+    weights: Tensor | None
+    masks: list[Tensor] | None
+
+
+def plan(items: list[ImageInput], entries: list[ImageInput | Style], o: Options, *, listed: bool) -> Job:
+    """Decide pairing (one style per content) vs mixing, and check what needs the style count.
+
+    Several styles pair with the contents (style i for content i) when the call has as many
+    styles as content pictures (list items, or rows of a batch tensor), at least two, and
+    neither ``style_weights`` nor ``masks``; otherwise the styles are mixed for every content.
+    """
+    n = len(items) if listed else items[0].tensor.shape[0]
+    pair = len(entries) > 1 and len(entries) == n and o.style_weights is None and o.masks is None
+    weights = None if pair else check_style_weights(o.style_weights, len(entries))
+    masks = None if o.masks is None else read_masks(o.masks, len(entries))
+    for i, e in enumerate(entries):
+        if not isinstance(e, Style):
+            continue
+        where = "style" if len(entries) == 1 else f"style[{i}]"
+        if o.preserve_color == "histogram":
+            raise ArgumentError(f"preserve_color='histogram' recolours the style image: {where} must be an image, not a Style")
+        if o.method == "gatys":
+            raise ArgumentError(f"method='gatys' needs the style image: {where} must be an image, not a Style")
+        if o.method == "wct" and e.cov is None:
+            raise ArgumentError(f"method='wct' needs the style covariance: encode {where} with encode_style(..., method='wct')")
+    return Job(items, entries, pair, weights, masks)
+
+
+class Runner:
+    """Runs a :class:`Job` with one model on one device and compute dtype."""
+
+    def __init__(self, model: AdaINModel, device: torch.device, dtype: torch.dtype) -> None:
+        self.model, self.device, self.dtype = model, device, dtype
+
+    def encode(self, x: Tensor, cov: bool = False) -> Style:
+        """Encode ready-sized style images (B, 3, h, w) to a :class:`Style` (on this device)."""
+        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            f = self.model.encoder.encode(x)
+            mean, std = mean_std(f)
+            c = mean_cov(f)[1].float() if cov else None
+        # clone outside inference mode: plain tensors that users may keep and use anywhere
+        return Style(mean.float().clone(), std.float().clone(), None if c is None else c.clone())
+
+    def run(self, job: Job, o: Options, listed: bool) -> list[Tensor]:
+        """The result of every item, (B_i, 3, H_i, W_i) float32 in [0, 1] on this device."""
+        xs = [fit_size(it.tensor, o.size, o.max_size) for it in job.items]
+        rows, row_entry = [], []  # every content row, with its style entry in pair mode
+        for i, x in enumerate(xs):
+            for j in range(x.shape[0]):
+                rows.append(x[j : j + 1])
+                row_entry.append(i if listed else j)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for r, x in enumerate(rows):
+            key = tuple(x.shape[-2:]) if not (o.method == "gatys" and job.pair) else (r,)
+            groups.setdefault(key, []).append(r)
+        out: list[Tensor | None] = [None] * len(rows)
+        for idx in groups.values():
+            x = (rows[idx[0]] if len(idx) == 1 else torch.cat([rows[r] for r in idx])).to(self.device)
+            comps = [[row_entry[r] for r in idx]] if job.pair else [[k] * len(idx) for k in range(len(job.entries))]
+            y = self._group(x, comps, job, o)
+            for n, r in enumerate(idx):
+                out[r] = y[n : n + 1]
+        results, start = [], 0
+        for x in xs:
+            part = out[start : start + x.shape[0]]
+            results.append(part[0] if len(part) == 1 else torch.cat(part))  # type: ignore[arg-type]
+            start += x.shape[0]
+        return results
+
+    def _style_images(self, comp: list[int], job: Job, x: Tensor, o: Options) -> list[Tensor | None]:
+        """The style images of one component: one shared, or one per content row (None for a Style)."""
+        cap = min(STYLE_SIZE, max(min(x.shape[-2:]), 64))  # a big style is seen at the content's scale
+        recolour = o.preserve_color == "histogram"
+        out: list[Tensor | None] = []
+        for r, e in enumerate(comp if (recolour or len(set(comp)) > 1) else comp[:1]):
+            entry = job.entries[e]
+            if isinstance(entry, Style):
+                out.append(None)
+                continue
+            s = entry.tensor
+            if o.size is not None:
+                s = resize_short_side(s, o.size)
+            elif min(s.shape[-2:]) > cap:
+                s = resize_short_side(s, cap)
+            s = s.to(self.device)
+            if recolour:
+                if s.shape[0] not in (1, x.shape[0]):
+                    raise ShapeError(f"style batch {s.shape[0]} must be 1 or match content batch {x.shape[0]}")
+                s = match_color(s if s.shape[0] == 1 else s[r : r + 1], x[r : r + 1])
+            out.append(s)
+        return out
+
+    def _style(self, comp: list[int], job: Job, x: Tensor, o: Options) -> Style:
+        """One component's statistics, batch 1 (shared) or the group's batch (one per row)."""
+        wct = o.method == "wct"
+        if len(set(comp)) == 1 and isinstance(job.entries[comp[0]], Style):
+            st = job.entries[comp[0]]
+        else:
+            parts = []
+            for e, img in zip(comp, self._style_images(comp, job, x, o)):
+                parts.append(self.encode(img, wct) if img is not None else job.entries[e])
+            covs = [p.cov for p in parts]
+            st = Style(
+                torch.cat([p.mean.to(self.device) for p in parts]), torch.cat([p.std.to(self.device) for p in parts]),
+                None if any(c is None for c in covs) else torch.cat([c.to(self.device) for c in covs]),  # type: ignore[union-attr]
+            )
+        if st.mean.shape[0] not in (1, x.shape[0]):
+            raise ShapeError(f"style batch {st.mean.shape[0]} must be 1 or match content batch {x.shape[0]}")
+        return st.to(self.device)
+
+    def _group(self, x: Tensor, comps: list[list[int]], job: Job, o: Options) -> Tensor:
+        if o.method == "gatys":
+            return self._gatys(x, comps, job, o)
+        styles = [self._style(c, job, x, o) for c in comps]
+        return self._decode(x, styles, job, o, o.method)
+
+    def _decode(self, x: Tensor, styles: list[Style], job: Job, o: Options, method: str) -> Tensor:
+        xp, pads = pad_to_multiple(x, 8)  # the encoder pools 3 times before relu4_1
+        grid = (xp.shape[-2] // 8, xp.shape[-1] // 8)
+        masks = None if job.masks is None else resize_masks(job.masks, grid).to(self.device)
+        target = Target(method, [s.tensors() for s in styles], weights=job.weights, masks=masks)  # type: ignore[arg-type]
+        tile = resolve_tile(o.tile, *xp.shape[-2:])
+        luminance = o.preserve_color == "luminance"
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            if tile is None:
+                xp = xp.contiguous(memory_format=torch.channels_last)
+                y = self.model.stylize_with(xp, target, o.alpha).float().clamp(0.0, 1.0)
+            else:
+                y = stylize_tiled(self.model, xp, target, o.alpha, tile, post=keep_luminance if luminance else None)
+        # outside inference mode, so tensor results are ordinary tensors (in-place ops allowed)
+        y = crop_padding(y, pads).float().clamp(0.0, 1.0).contiguous()
+        if luminance and tile is None:
+            y = keep_luminance(y, x)
+        return y
+
+    def _gatys(self, x: Tensor, comps: list[list[int]], job: Job, o: Options) -> Tensor:
+        imgs = [torch.cat(self._style_images(c, job, x, o)) for c in comps]
+        init_image = None
+        if o.init == "adain":
+            init_image = self._decode(x, [self.encode(s) for s in imgs], job, o, "adain")
+        res = gatys(
+            self.model.encoder, x.float(), imgs, style_weights=job.weights, steps=o.steps, init=o.init,  # type: ignore[arg-type]
+            init_image=init_image, style_weight=STYLE_WEIGHT * o.alpha, progress=o.progress,
+            callback=o.callback, dtype=self.dtype,
+        )  # fmt: skip
+        y = res.image
+        return keep_luminance(y, x) if o.preserve_color == "luminance" else y.clamp(0.0, 1.0)

@@ -1,0 +1,309 @@
+"""The ``stylekit`` command: ``main([...])`` in process (with a tiny seeded model instead of the
+shipped decoder) and a few real subprocesses (``python -m stylekit``) for exit codes, stdin/stdout
+and one-line errors."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stylekit
+from stylekit import AdaINModel, Decoder, VGGEncoder, api
+from stylekit.cli import main
+from stylekit.weights import DECODER
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = Path(stylekit.__file__).parent / "examples"
+CAT, WAVE = EXAMPLES / "chelsea_cat.jpg", EXAMPLES / "renoir_the_wave_1879_aic81557.jpg"
+needs_decoder = pytest.mark.skipif(not DECODER.exists(), reason="the shipped decoder weights are not there yet")
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> AdaINModel:
+    torch.manual_seed(0)
+    return AdaINModel(VGGEncoder.from_pretrained(), Decoder())
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch, tiny_model: AdaINModel) -> AdaINModel:
+    """stylekit.transfer() builds the tiny model instead of loading the shipped decoder."""
+    monkeypatch.setattr(api, "_MODELS", {})
+    monkeypatch.setattr(api, "_build_model", lambda device: api._prepare(tiny_model, device))
+    return tiny_model
+
+
+def _img(path: Path, w: int = 40, h: int = 32, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def imgs(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "paintings").mkdir()
+    return {
+        "a": _img(tmp_path / "photos" / "a.png", 40, 32, 0),
+        "b": _img(tmp_path / "photos" / "b.jpg", 24, 36, 1),
+        "s1": _img(tmp_path / "paintings" / "s1.png", 32, 32, 2),
+        "s2": _img(tmp_path / "paintings" / "s2.png", 48, 32, 3),
+    }
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- transfer in process
+
+
+def test_transfer_one_file(tiny, imgs, tmp_path, capsys):
+    out = tmp_path / "out" / "x.jpg"
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(out), "--alpha", "0.5", "--device", "cpu"]) == 0
+    assert Image.open(out).size == (40, 32)
+    assert f"wrote {out} (40x32)" in capsys.readouterr().out
+
+
+def test_transfer_size(tiny, imgs, tmp_path):
+    out = tmp_path / "x.png"
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(out), "--size", "16"]) == 0
+    assert Image.open(out).size == (20, 16)
+
+
+def test_contents_times_styles_json(tiny, imgs, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(["transfer", str(tmp_path / "photos"), "--style", str(tmp_path / "paintings" / "*.png"),
+                 "-o", str(out), "--json", "--format", "png"])  # fmt: skip
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["errors"] == []
+    names = sorted(Path(r["output"]).name for r in res["results"])
+    assert names == ["a__s1.png", "a__s2.png", "b__s1.png", "b__s2.png"]
+    for r in res["results"]:
+        assert Image.open(r["output"]).size == (r["width"], r["height"])
+    assert {(r["width"], r["height"]) for r in res["results"]} == {(40, 32), (24, 36)}
+
+
+def test_many_contents_one_style_keeps_names(tiny, imgs, tmp_path):
+    out = tmp_path / "styled"
+    assert main(["transfer", str(imgs["a"]), str(imgs["b"]), str(imgs["s2"]), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_progress_bar(tiny, imgs, tmp_path, capsys):
+    assert main(["transfer", str(imgs["a"]), str(imgs["b"]), str(imgs["s1"]), "-o", str(tmp_path / "o"), "--progress"]) == 0
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_stdin_to_stdout(tiny, imgs, monkeypatch, capsysbinary):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(imgs["a"].read_bytes())))
+    assert main(["transfer", "-", str(imgs["s1"]), "-o", "-"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert Image.open(io.BytesIO(out)).format == "PNG"
+    assert Image.open(io.BytesIO(out)).size == (40, 32)
+    assert b"wrote" not in out
+
+
+def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
+    bad = tmp_path / "photos" / "c.png"
+    bad.write_bytes(b"not an image")
+    code = main(["transfer", str(tmp_path / "photos"), str(imgs["s1"]), "-o", str(tmp_path / "o"), "--json"])
+    assert code == 2
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    assert len(res["results"]) == 2 and len(res["errors"]) == 1
+    assert "c.png" in res["errors"][0]["error"]
+    assert "c.png" in _one_line(captured.err)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["transfer", "nope.jpg", "{s1}", "-o", "{tmp}/x.jpg"], "no such file"),
+        (["transfer", "{a}", "-o", "{tmp}/x.jpg"], "needs a content and a style"),
+        (["transfer", "{tmp}/photos/*.gif", "{s1}", "-o", "{tmp}/o"], "no files match"),
+        (["transfer", "{a}", "{b}", "{s1}", "-o", "-"], "takes one result"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.xyz"], "unknown image file extension"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--device", "tpu"], "device"),
+        (["transfer", "{a}", "{s1}", "-o", "-", "--json"], "--json"),
+        (["transfer", "-", "-", "-o", "{tmp}/x.jpg"], "one image only"),
+    ],
+)
+def test_errors_are_one_line(tiny, imgs, tmp_path, capsys, args, message):
+    fmt = {k: str(v) for k, v in imgs.items()} | {"tmp": str(tmp_path)}
+    assert main([a.format(**fmt) for a in args]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("stylekit: error: ") and message in line
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["transfer", "a.jpg", "b.jpg", "-o", "x.jpg", "--alpha", "1.5"])
+    assert e.value.code == 2
+    assert "--alpha must be a number in [0, 1]" in _one_line(capsys.readouterr().err)
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2
+    _one_line(capsys.readouterr().err)
+
+
+def test_debug_shows_the_exception(tiny, imgs, tmp_path):
+    with pytest.raises(stylekit.ImageError):
+        main(["--debug", "transfer", "nope.jpg", str(imgs["s1"]), "-o", str(tmp_path / "x.jpg")])
+    with pytest.raises(stylekit.ImageError):
+        main(["transfer", "nope.jpg", str(imgs["s1"]), "-o", str(tmp_path / "x.jpg"), "--debug"])
+
+
+# ----------------------------------------------------------------------------- --preserve-color / --method
+
+
+OPTIONS = [("--preserve-color", "preserve_color", ["--preserve-color"], "luminance"),
+           ("--method", "method", ["--method", "wct"], "wct")]  # fmt: skip
+
+
+@pytest.mark.parametrize("flag, name, argv, value", OPTIONS)
+def test_options_are_passed_only_when_given(monkeypatch, imgs, tmp_path, flag, name, argv, value):
+    calls: list[dict] = []
+
+    def fake(content, style, alpha=1.0, *, device="auto", dtype="auto", size=None, preserve_color=None, method="adain"):
+        calls.append({"preserve_color": preserve_color, "method": method})
+        return Image.new("RGB", (20, 16))
+
+    monkeypatch.setattr(stylekit, "transfer", fake)
+    out = str(tmp_path / "x.png")
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", out]) == 0
+    assert calls[-1] == {"preserve_color": None, "method": "adain"}  # the function's own defaults
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", out, *argv]) == 0
+    assert calls[-1][name] == value
+
+
+@pytest.mark.parametrize("flag, name, argv, value", OPTIONS)
+def test_options_missing_from_the_api_give_a_clear_error(monkeypatch, imgs, tmp_path, capsys, flag, name, argv, value):
+    def old(content, style, alpha=1.0, *, device="auto", dtype="auto", size=None):
+        raise AssertionError("must not be called")
+
+    monkeypatch.setattr(stylekit, "transfer", old)
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png"), *argv]) == 2
+    assert f"this version of stylekit.transfer() has no {name}= option" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("flag, name, argv, value", OPTIONS)
+def test_options_with_the_real_api(tiny, imgs, tmp_path, capsys, flag, name, argv, value):
+    """Whatever stylekit.transfer() offers today: the option works, or the CLI says it is missing."""
+    code = main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png"), "--size", "32", *argv])
+    if name in inspect.signature(stylekit.transfer).parameters:
+        assert code == 0, capsys.readouterr().err
+        assert Image.open(tmp_path / "x.png").size == (40, 32)
+    else:
+        assert code == 2 and "has no" in _one_line(capsys.readouterr().err)
+
+
+def test_preserve_color_swallowing_a_file_name(imgs, tmp_path, capsys):
+    assert main(["transfer", "--preserve-color", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png")]) == 2
+    assert "write the images first" in _one_line(capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------- demo, info, train
+
+
+def test_demo(tiny, tmp_path, capsys):
+    out = tmp_path / "demo.jpg"
+    assert main(["demo", "-o", str(out), "--device", "cpu"]) == 0
+    assert Image.open(out).size == Image.open(CAT).size
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert f"stylekit {stylekit.__version__}" in text and "torch" in text and "device:" in text
+    assert "vgg19_conv_q8.safetensors (sha256 ok)" in text
+    assert main(["info", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    enc = next(w for w in d["weights"] if w["name"] == "vgg19_conv_q8.safetensors")
+    assert enc["ok"] and enc["sha256"] == enc["sha256_recorded"] and len(enc["sha256"]) == 64
+    assert d["versions"]["stylekit"] == stylekit.__version__ and d["device"] in ("cpu", "cuda", "mps")
+
+
+def test_train_passes_its_options(monkeypatch, tmp_path, capsys):
+    import stylekit.train as train_mod
+
+    seen = {}
+
+    def fake_train(**kw):
+        seen.update(kw)
+        return train_mod.TrainResult(7, 1.0, 0.5, 0.05, tmp_path / "decoder.safetensors", tmp_path / "c", 0)
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    argv = ["train", "--content-dir", "c", "--style-dir", "s", "--out", str(tmp_path), "--steps", "7", "--crop", "64",
+            "--batch-size", "2", "--device", "cpu", "--no-resume"]  # fmt: skip
+    assert main(argv) == 0
+    assert seen["steps"] == 7 and seen["crop"] == 64 and seen["batch_size"] == 2 and seen["resume"] is False
+    assert "step 7" in capsys.readouterr().out
+
+
+def test_export_torchscript(tmp_path, capsys):
+    torch.manual_seed(0)
+    dec = tmp_path / "dec.safetensors"
+    Decoder().save(dec)
+    out = tmp_path / "m.pt"
+    assert main(["export", "-o", str(out), "--decoder", str(dec)]) == 0  # the format follows the suffix
+    assert "torchscript" in capsys.readouterr().out
+    assert out.stat().st_size > 10_000_000
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def _run(args: list[str], stdin: bytes | None = None, code: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "stylekit", *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, env=env, timeout=300)
+
+
+def test_subprocess_version_and_errors(tmp_path):
+    r = _run(["--version"])
+    assert r.returncode == 0 and r.stdout.decode().strip() == f"stylekit {stylekit.__version__}"
+    r = _run(["transfer", str(tmp_path / "missing.jpg"), str(WAVE), "-o", str(tmp_path / "x.jpg")])
+    assert r.returncode == 2
+    assert "missing.jpg" in _one_line(r.stderr.decode())
+    r = _run(["transfer", "a.jpg", "b.jpg", "-o", "x.jpg", "--alpha", "-1"])
+    assert r.returncode == 2 and "--alpha" in _one_line(r.stderr.decode())
+
+
+TINY_MAIN = textwrap.dedent("""
+    import sys, torch
+    from stylekit import AdaINModel, Decoder, VGGEncoder, api
+    from stylekit.cli import main
+    torch.manual_seed(0)
+    model = AdaINModel(VGGEncoder.from_pretrained(), Decoder())
+    api._build_model = lambda device: api._prepare(model, device)
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_subprocess_pipe_stdin_to_stdout():
+    r = _run(["transfer", "-", str(WAVE), "-o", "-", "--size", "32", "--format", "jpg"], stdin=CAT.read_bytes(), code=TINY_MAIN)
+    assert r.returncode == 0, r.stderr.decode()
+    img = Image.open(io.BytesIO(r.stdout))
+    assert img.format == "JPEG" and img.size == (48, 32)
+
+
+@needs_decoder
+def test_subprocess_demo_with_the_shipped_decoder(tmp_path):
+    r = _run(["demo", "-o", str(tmp_path / "demo.jpg")])
+    assert r.returncode == 0, r.stderr.decode()
+    assert Image.open(tmp_path / "demo.jpg").size == (451, 300)
