@@ -22,7 +22,7 @@ import os
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -372,6 +372,3 @@ def _progress(start: int, total: int, enabled: bool):
 
     return tqdm(total=total, initial=start, disable=not enabled, unit="step", dynamic_ncols=True, desc="train")
 
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
