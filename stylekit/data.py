@@ -9,7 +9,7 @@ seen, and every DDP rank draws different images without a sampler to keep in syn
 from __future__ import annotations
 
 import hashlib
-import warnings
+import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,8 +48,18 @@ def split_files(files: Sequence[Path], val_fraction: float) -> tuple[list[Path],
 def read_crop(path: Path, crop: int, rng: np.random.Generator) -> np.ndarray:
     """Decode an image, scale it so its short side is at least ``crop`` (and not much more
     than needed when it is huge), take a random ``crop``×``crop`` square, flip it half the time.
-    Returns an HxWx3 uint8 array."""
+    Returns an HxWx3 uint8 array.
+
+    Raises ``Image.DecompressionBombError`` for a picture over Pillow's ``MAX_IMAGE_PIXELS``,
+    checked on the header before decoding (Pillow itself only warns up to twice that; a
+    ``warnings`` filter turning that into an error would not be thread-safe), and what Pillow
+    raises for a file it cannot read (``OSError``, ``ValueError``, ``EOFError``, ``struct.error``,
+    ``SyntaxError``): :class:`PairBatches` skips and reports those files."""
     with Image.open(path) as im:
+        w, h = im.size
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and w * h > limit:
+            raise Image.DecompressionBombError(f"{path}: {w}x{h} pixels, over Pillow's MAX_IMAGE_PIXELS ({limit})")
         im.draft("RGB", (crop * 2, crop * 2))  # JPEG: decode at reduced scale when far larger
         im = ImageOps.exif_transpose(im)
         if im.mode != "RGB":
@@ -115,11 +125,10 @@ class PairBatches(Dataset):
             arrs = []
             while len(arrs) < self.batch_size:
                 f = files[int(rng.integers(len(files)))]
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("error", Image.DecompressionBombWarning)
-                        arrs.append(read_crop(f, crop, rng))
-                except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning, SyntaxError):
+                try:  # no warnings filter here: catch_warnings is not thread-safe (read_crop checks bombs itself)
+                    arrs.append(read_crop(f, crop, rng))
+                except (OSError, ValueError, EOFError, struct.error, SyntaxError,  # what Pillow's decoders raise
+                        Image.DecompressionBombError, Image.DecompressionBombWarning):  # (a warning where warnings are errors)
                     skipped.append(str(f))
                     if len(skipped) > 50 * self.batch_size:
                         raise RuntimeError(f"no readable images among the {kind} files") from None

@@ -138,19 +138,22 @@ def load_image(image: ImageLike, *, name: str = "image") -> Tensor:
 # --------------------------------------------------------------------------- size checks
 
 
-def _check_size(name: str, h: int, w: int) -> None:
+def _check_size(name: str, h: int, w: int, min_side: int = MIN_SIDE) -> None:
+    """Refuse a picture over :data:`MAX_PIXELS`, or with a side under ``min_side`` (masks pass 1)."""
     if h * w > MAX_PIXELS:
         raise ImageError(
             f"{name} is too large: {w}x{h} = {h * w / 1e6:.1f} megapixels (max {MAX_PIXELS / 1e6:g} MP)"
         )
-    if min(h, w) < MIN_SIDE:
-        raise ImageError(f"{name} is too small (min {MIN_SIDE} px per side): got {w}x{h}")
+    if min(h, w) < min_side:
+        raise ImageError(f"{name} is too small (min {min_side} px per side): got {w}x{h}")
 
 
 # --------------------------------------------------------------------------- files and PIL
 
 
-def _open_path(path: str | os.PathLike[str], name: str) -> Image.Image:
+def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE) -> Image.Image:
+    """Open, check and decode an image file (first frame, EXIF orientation applied); every failure
+    is an :class:`ImageError` naming ``name``. Sets no process-wide state (no warnings filter)."""
     p = Path(path)
     try:
         exists, is_dir, is_file = p.exists(), p.is_dir(), p.is_file()
@@ -175,22 +178,22 @@ def _open_path(path: str | os.PathLike[str], name: str) -> Image.Image:
                     raise ImageError(f"{name}: {str(p)!r} is truncated or incomplete ({e})") from None
                 raise ImageError(f"{name}: {str(p)!r} has a damaged header ({type(e).__name__}: {e})") from None
             w, h = img.size
-            _check_size(name, h, w)
+            _check_size(name, h, w, min_side)
             limit = Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit (it only warns below twice that), checked
             if limit and w * h > limit:  # here: a warnings filter would not be thread-safe
                 raise ImageError(f"{name}: {str(p)!r} is too large to decode safely ({w}x{h} pixels, over Pillow's {limit})")
-            return _load_pil(img, name, where=repr(str(p)))
+            return _load_pil(img, name, where=repr(str(p)), min_side=min_side)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{name}: {str(p)!r} is too large to decode safely ({e})") from None
     except OSError as e:
         raise ImageError(f"{name}: cannot read {str(p)!r}: {e.strerror or e}") from None
 
 
-def _load_pil(img: Image.Image, name: str, where: str | None = None) -> Image.Image:
+def _load_pil(img: Image.Image, name: str, where: str | None = None, min_side: int = MIN_SIDE) -> Image.Image:
     """Check the size, decode the first frame fully and apply the EXIF orientation."""
     where = where or "the image"
     w, h = img.size
-    _check_size(name, h, w)  # before decoding: a huge image is refused without allocating it
+    _check_size(name, h, w, min_side)  # before decoding: a huge image is refused without allocating it
     try:
         img.load()  # the current frame: the first one of a freshly opened animated file
     except MemoryError:

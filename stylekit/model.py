@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +17,7 @@ from .encoder import STYLE_TAPS, VGGEncoder
 from .errors import ArgumentError
 from .ops import adain, mean_std
 
-__all__ = ["AdaINModel", "ModelOutput"]
+__all__ = ["AdaINModel", "ModelOutput", "Compute", "compute_model"]
 
 
 @dataclass
@@ -87,3 +91,93 @@ class AdaINModel(nn.Module):
         f_c = self.encoder.encode(content)
         t = self._blend(f_c, adain(f_c, f_s["relu4_1"]), alpha)
         return ModelOutput(self.decoder(t), t, f_s)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What :func:`compute_model` returns: the module to run, and the version of its weights."""
+
+    model: AdaINModel  # the model itself (float32) or a copy whose parameters are in the compute dtype
+    generation: int  # unique to this (model, dtype, weights) state; changes whenever the weights do
+
+
+@dataclass
+class _Entry:
+    parts: tuple[object, ...]  # the model's submodules, parameters and buffers (kept, so no id is reused)
+    stamps: tuple[tuple[int, int], ...]  # (data_ptr, version) of each parameter and buffer
+    copy: AdaINModel | None  # None for float32: the model itself runs (no reference to it is kept here)
+    generation: int
+
+
+_COMPUTE: weakref.WeakKeyDictionary[AdaINModel, dict[torch.dtype, _Entry]] = weakref.WeakKeyDictionary()
+_COMPUTE_LOCK = threading.Lock()
+_GENERATIONS = itertools.count(1)
+
+
+def _state(model: AdaINModel) -> tuple[tuple[object, ...], tuple[tuple[int, int], ...]] | None:
+    """The model's submodules (not itself) and tensors, with their storage and version; None
+    when a tensor was made in inference mode (it has no version counter to watch)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.is_inference() for t in tensors):
+        return None
+    stamps = tuple((t.data_ptr(), t._version) for t in tensors)
+    return (*list(model.modules())[1:], *tensors), stamps
+
+
+def _same(entry: _Entry, parts: tuple[object, ...], stamps: tuple[tuple[int, int], ...]) -> bool:
+    return (
+        entry.stamps == stamps
+        and len(entry.parts) == len(parts)
+        and all(a is b for a, b in zip(entry.parts, parts))
+    )
+
+
+def compute_model(model: AdaINModel, dtype: torch.dtype) -> Compute:
+    """``model`` for inference under ``autocast(dtype)``, with its parameters already in ``dtype``.
+
+    Autocast casts float32 weights to bf16/fp16 for every convolution of every call (its cast
+    cache only keeps weights that require grad); inference therefore runs a copy whose
+    parameters were cast once, the same way (round to nearest), so the results are bit for bit
+    those of the float32 model under autocast. Buffers (the encoder's input mean) stay float32,
+    and the statistics of :mod:`stylekit.ops` are computed in float32 as before. For float32
+    the model itself is returned. ``model`` is never changed.
+
+    One copy per (model, dtype), built on first use and rebuilt when any submodule, parameter or
+    buffer of ``model`` is replaced or modified in place (e.g. trained further, moved,
+    reloaded); dropped with the model. Thread-safe. The copy is for inference only (frozen, eval).
+    A model whose tensors were made in inference mode (no version counter to watch) is run as
+    it is, with a new ``generation`` every time.
+
+    Example:
+        >>> m = AdaINModel.from_pretrained()
+        >>> c = compute_model(m, torch.bfloat16)
+        >>> c.model.decoder.net[1].weight.dtype, m.decoder.net[1].weight.dtype
+        (torch.bfloat16, torch.float32)
+        >>> compute_model(m, torch.bfloat16).model is c.model  # cast once
+        True
+        >>> compute_model(m, torch.float32).model is m
+        True
+    """
+    state = _state(model)
+    if state is None:  # changes cannot be detected: no copy, and a new generation every time
+        return Compute(model, next(_GENERATIONS))
+    parts, stamps = state
+    with _COMPUTE_LOCK:
+        per_dtype = _COMPUTE.setdefault(model, {})
+        entry = per_dtype.get(dtype)
+        if entry is None or not _same(entry, parts, stamps):
+            entry = per_dtype[dtype] = _Entry(parts, stamps, _cast_copy(model, dtype), next(_GENERATIONS))
+    return Compute(model if entry.copy is None else entry.copy, entry.generation)
+
+
+def _cast_copy(model: AdaINModel, dtype: torch.dtype) -> AdaINModel | None:
+    if dtype == torch.float32:
+        return None
+    with torch.inference_mode(False), torch.no_grad():  # ordinary tensors: Gatys takes gradients through them
+        memo: dict[int, object] = {
+            id(p): nn.Parameter(p.detach().to(dtype) if p.is_floating_point() else p.detach().clone(), requires_grad=False)
+            for p in model.parameters()
+        }  # memory_format is preserved (channels_last stays channels_last)
+        out = copy.deepcopy(model, memo)
+    out.eval()
+    return out

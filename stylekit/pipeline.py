@@ -6,12 +6,22 @@
 3. the relu4_1 target (:class:`~stylekit.targets.Target`: style weights or region masks) is
    decoded whole or tile by tile (:mod:`stylekit.tiling`), or the pixels are optimised (Gatys);
 4. ``preserve_color="luminance"`` gives the result the content's chroma.
+
+Memory: before anything is stylised, every pass that would run without tiles is checked
+against :func:`untiled_limit` (see :data:`MAX_UNTILED_PIXELS`); a picture over it is refused
+with an :class:`~stylekit.errors.ImageError` that points at ``tile="auto"``, and rows of a
+batch are stylised in as many passes as the limit needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +30,7 @@ from torch import Tensor
 
 from .color import check_preserve_color, keep_luminance, match_color
 from .device import autocast
-from .errors import ArgumentError, ShapeError
+from .errors import ArgumentError, ImageError, ShapeError
 from .gatys import STYLE_WEIGHT, check_init, check_steps, gatys
 from .image import MIN_SIDE, ImageInput, check_size_arg, crop_padding, pad_to_multiple, resize_short_side
 from .masks import read_masks, resize_masks
@@ -31,11 +41,27 @@ from .targets import Target
 from .tiling import check_tile, resolve_tile, stylize_tiled
 from .wct import mean_cov
 
-__all__ = ["METHODS", "STYLE_SIZE", "Options", "check_options", "Job", "plan", "fit_size", "Runner"]
+__all__ = ["METHODS", "STYLE_SIZE", "Options", "check_options", "Job", "plan", "fit_size", "StyleCache", "Runner",
+           "MAX_UNTILED_PIXELS", "UNTILED_BYTES_PER_PIXEL", "MEMORY_FRACTION", "available_memory", "untiled_limit"]
 
 METHODS: tuple[str, ...] = ("adain", "wct", "gatys")
 STYLE_SIZE = 512
 """Default short side of style images (larger ones are scaled down to it)."""
+
+MAX_UNTILED_PIXELS: int | None = 16_000_000
+"""Most pixels one pass of the model may take without tiles (all the rows it stylises together,
+padded to multiples of 8): 16 MP, about 12 GB at :data:`UNTILED_BYTES_PER_PIXEL`. None: no fixed
+cap (the check against the available memory still applies). Read at call time: may be changed."""
+
+UNTILED_BYTES_PER_PIXEL = 768
+"""Estimated working memory of an untiled pass, in bytes per pixel: the peak is at the decoder's
+first full-resolution convolution, whose reflection-padded 128-channel input and 64-channel
+output are alive together, (128 + 64) x 4 bytes in float32 (the encoder's first block, with its
+64-channel relu1_1 / relu1_2 maps, needs less). Measured on CPU: 660 to 780 B/px at 0.5 to 1 MP,
+in fp32 and in bf16 alike (the CPU kernels keep float32 buffers), so it is used for every dtype."""
+
+MEMORY_FRACTION = 0.8
+"""An untiled pass may take at most this fraction of the memory available on its device."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,7 @@ def plan(items: list[ImageInput], entries: list[ImageInput | Style], o: Options,
         if not isinstance(e, Style):
             continue
         where = "style" if len(entries) == 1 else f"style[{i}]"
+        e.check(where)  # meta, fake, sparse, non-float tensors: a ShapeError before the model is built
         if o.preserve_color == "histogram":
             raise ArgumentError(f"preserve_color='histogram' recolours the style image: {where} must be an image, not a Style")
         if o.method == "gatys":
@@ -132,14 +159,244 @@ def plan(items: list[ImageInput], entries: list[ImageInput | Style], o: Options,
     return Job(items, entries, pair, weights, masks)
 
 
-class Runner:
-    """Runs a :class:`Job` with one model on one device and compute dtype."""
+class StyleCache:
+    """The last ``size`` encoded styles (least recently used out), so a style image passed again is
+    not encoded again. Thread-safe; ``size=0`` keeps nothing.
 
-    def __init__(self, model: AdaINModel, device: torch.device, dtype: torch.dtype) -> None:
+    A key (see :meth:`Runner.style_key`) holds the SHA-256 of the style image's float32 pixels
+    with its shape, the size it is resized to, whether the covariance is kept, and the model,
+    weights version, device and dtype that encode it: an equal key means an equal encoding.
+
+    Example:
+        >>> cache = StyleCache(2)
+        >>> cache.put("a", 1); cache.put("b", 2); cache.get("a"); cache.put("c", 3)
+        1
+        >>> cache.get("b") is None, len(cache)
+        (True, 2)
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ArgumentError(f"style_cache (the number of styles to remember) must be an int >= 0, got {size!r}")
+        self.size = size
+        self._items: OrderedDict[Hashable, Style] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> Style | None:
+        with self._lock:
+            style = self._items.get(key)
+            if style is not None:
+                self._items.move_to_end(key)
+            return style
+
+    def put(self, key: Hashable, style: Style) -> None:
+        with self._lock:
+            if self.size == 0:
+                return
+            self._items[key] = style
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def resize(self, size: int) -> None:
+        """Keep at most ``size`` styles from now on (0: none)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ArgumentError(f"style_cache (the number of styles to remember) must be an int >= 0, got {size!r}")
+        with self._lock:
+            self.size = size
+            while len(self._items) > size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """What this process's cgroup (v2 or v1 memory controller, and its ancestors) still allows:
+    the limit minus the usage plus the reclaimable page cache; None where no limit is set."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [ln.rstrip("\n").split(":", 2) for ln in f]
+    except OSError:
+        return None
+    found: list[int] = []
+    for _, controllers, rel in (ln for ln in lines if len(ln) == 3):
+        if controllers == "":  # v2: memory.max, memory.current, memory.stat inactive_file
+            root, files = Path("/sys/fs/cgroup"), ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):  # v1
+            root, files = Path("/sys/fs/cgroup/memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        d = root / rel.lstrip("/")
+        while True:
+            try:
+                limit = (d / files[0]).read_text().strip()
+                if limit != "max" and int(limit) < 1 << 60:
+                    usage = int((d / files[1]).read_text())
+                    stat = dict(ln.split() for ln in (d / "memory.stat").read_text().splitlines() if ln.count(" ") == 1)
+                    found.append(max(0, int(limit) - usage + int(stat.get(files[2], 0))))
+            except (OSError, ValueError):
+                pass
+            if d == root or root not in d.parents:
+                break
+            d = d.parent
+    return min(found) if found else None
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that ``device`` can still give, or None where unknown.
+
+    CUDA: the free device memory plus what PyTorch's caching allocator holds unused. CPU and MPS
+    (which shares the RAM): ``MemAvailable`` from ``/proc/meminfo`` (elsewhere
+    ``os.sysconf``'s available pages), lowered to what a cgroup memory limit still allows.
+    """
+    if device.type == "cuda":
+        try:
+            free = torch.cuda.mem_get_info(device)[0]
+            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        except Exception:  # no driver, a device that vanished: no estimate
+            return None
+    if device.type not in ("cpu", "mps"):
+        return None
+    found = [n for n in (_meminfo_available(), _cgroup_available()) if n is not None]
+    return min(found) if found else None
+
+
+def untiled_limit(device: torch.device) -> tuple[int | None, str]:
+    """The most pixels one untiled pass may take on ``device`` (None: no limit), and the rule that sets it.
+
+    The rule: ``pixels x UNTILED_BYTES_PER_PIXEL`` (768 B/px) must stay within
+    ``MEMORY_FRACTION`` (80 %) of :func:`available_memory`, and ``pixels`` within
+    :data:`MAX_UNTILED_PIXELS` (16 MP). Pixels are counted after padding to multiples of 8, for
+    all the rows of a batch that run together.
+
+    Example:
+        >>> n, why = untiled_limit(torch.device("cpu"))
+        >>> n <= MAX_UNTILED_PIXELS
+        True
+    """
+    limit, why = None, "no limit"
+    if MAX_UNTILED_PIXELS is not None:
+        limit = int(MAX_UNTILED_PIXELS)
+        why = f"the {limit / 1e6:g} MP limit of untiled passes (stylekit.pipeline.MAX_UNTILED_PIXELS)"
+    avail = available_memory(device)
+    if avail is not None:
+        n = int(MEMORY_FRACTION * avail) // UNTILED_BYTES_PER_PIXEL
+        if limit is None or n < limit:
+            limit = n
+            why = f"{MEMORY_FRACTION:.0%} of the {avail / 1e9:.3g} GB of memory available on {device.type} ({n:,} px)"
+    return limit, why
+
+
+def _too_large(name: str, what: str, size: str, pixels: int, limit: int, why: str, advice: str) -> ImageError:
+    return ImageError(
+        f"{name} is too large to {what} without tiles: {size} = {pixels / 1e6:.3g} MP would need about "
+        f"{pixels * UNTILED_BYTES_PER_PIXEL / 1e9:.3g} GB of working memory ({UNTILED_BYTES_PER_PIXEL} bytes per "
+        f"pixel), over {why}; {advice}"
+    )
+
+
+_TILE_ADVICE = "pass tile='auto' (memory bounded by one 1024 px tile), or max_size= to scale it down"
+
+
+def untiled_passes(groups: list[list[int]], rows: list[Tensor], xs: list[Tensor], o: Options, listed: bool,
+                   device: torch.device) -> list[list[int]]:  # fmt: skip
+    """Split groups of equal-sized content rows into the passes the memory rule allows, checking
+    every group before anything runs (so a call fails fast, not after its first pictures).
+
+    A pass holds ``rows x pixels`` within :func:`untiled_limit`, where ``pixels`` is the padded
+    picture (untiled) or one tile (tiled). Without ``tile`` (and always for Gatys, which cannot
+    tile and optimises its group as one batch), a pass that cannot fit raises
+    :class:`~stylekit.errors.ImageError` pointing at ``tile="auto"``; with ``tile`` (an int or
+    ``"auto"``) nothing is refused: the user chose the tile, whose memory is bounded by its size.
+    """
+    limit, why = untiled_limit(device)
+    if limit is None:
+        return groups
+    starts, n = [], 0
+    for x in xs:
+        starts.append(n)
+        n += x.shape[0]
+    passes = []
+    for idx in groups:
+        h, w = rows[idx[0]].shape[-2:]
+        hp, wp = -(-h // 8) * 8, -(-w // 8) * 8  # as pad_to_multiple(x, 8)
+        tile = None if o.method == "gatys" else resolve_tile(o.tile, hp, wp)
+        per_row = hp * wp if tile is None else min(hp, tile) * min(wp, tile)
+        together = len(idx) if o.method == "gatys" else 1  # the rows that cannot be split
+        if o.tile is None and together * per_row > limit:
+            i = max(k for k, s in enumerate(starts) if s <= idx[0])
+            name = f"content[{i}]" if listed else "content"
+            if xs[i].shape[0] > 1:
+                name += f" (row {idx[0] - starts[i]} of its batch)"
+            if together > 1:
+                name += f" with {together - 1} more of its size, optimised together"
+            advice = ("method='gatys' cannot tile: pass max_size= (or a smaller size=) to scale it down"
+                      if o.method == "gatys" else _TILE_ADVICE)  # fmt: skip
+            size = f"{w}x{h} px" + (f" x {together} pictures" if together > 1 else "")
+            raise _too_large(name, "stylise", size, together * per_row, limit, why, advice)
+        step = len(idx) if o.method == "gatys" else max(1, limit // per_row)
+        passes += [idx[a : a + step] for a in range(0, len(idx), step)]
+    return passes
+
+
+def check_style_memory(x: Tensor, device: torch.device, name: str = "style") -> None:
+    """Refuse style images (B, 3, h, w) that would not fit :func:`untiled_limit` when encoded
+    (styles are always encoded whole, even when the content is tiled): an ImageError."""
+    pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+    limit, why = untiled_limit(device)
+    if limit is not None and pixels > limit:
+        advice = "pass a smaller size= (a style's statistics change little above 1024 px)"
+        size = f"{x.shape[-1]}x{x.shape[-2]} px" + (f" x {x.shape[0]} pictures" if x.shape[0] > 1 else "")
+        raise _too_large(name, "encode", size, pixels, limit, why, advice)
+
+
+class Runner:
+    """Runs a :class:`Job` with one model on one device and compute dtype.
+
+    With ``styles``, encoded style images are looked up in (and added to) that cache; ``scope``
+    names the model and weights version (see :func:`stylekit.model.compute_model`) in its keys.
+    """
+
+    def __init__(
+        self, model: AdaINModel, device: torch.device, dtype: torch.dtype,
+        *, styles: StyleCache | None = None, scope: Hashable = None,
+    ) -> None:  # fmt: skip
         self.model, self.device, self.dtype = model, device, dtype
+        self.styles = styles if styles is not None and styles.size > 0 else None
+        self.scope = scope
+
+    def style_key(self, s: Tensor, size: int | None, cov: bool) -> Hashable | None:
+        """The cache key of style images ``s`` (B, 3, h, w) resized to short side ``size`` (None:
+        as they are); None when there is no cache or ``s`` is not in host memory (hashing it would
+        need a copy from the accelerator)."""
+        if self.styles is None or s.device.type != "cpu":
+            return None
+        pixels = s.detach().contiguous()
+        digest = hashlib.sha256(memoryview(pixels.numpy()).cast("B")).digest()  # releases the GIL
+        return (self.scope, self.device, self.dtype, cov, size, str(pixels.dtype), tuple(pixels.shape), digest)
 
     def encode(self, x: Tensor, cov: bool = False) -> Style:
         """Encode ready-sized style images (B, 3, h, w) to a :class:`Style` (on this device)."""
+        check_style_memory(x, self.device)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device, self.dtype):
             f = self.model.encoder.encode(x)
@@ -161,7 +418,7 @@ class Runner:
             key = tuple(x.shape[-2:]) if not (o.method == "gatys" and job.pair) else (r,)
             groups.setdefault(key, []).append(r)
         out: list[Tensor | None] = [None] * len(rows)
-        for idx in groups.values():
+        for idx in untiled_passes(list(groups.values()), rows, xs, o, listed, self.device):  # all checked first
             x = (rows[idx[0]] if len(idx) == 1 else torch.cat([rows[r] for r in idx])).to(self.device)
             comps = [[row_entry[r] for r in idx]] if job.pair else [[k] * len(idx) for k in range(len(job.entries))]
             y = self._group(x, comps, job, o)
@@ -174,9 +431,16 @@ class Runner:
             start += x.shape[0]
         return results
 
+    @staticmethod
+    def _style_size(s: Tensor, x: Tensor, o: Options) -> int | None:
+        """The short side style images ``s`` are resized to for the contents ``x`` (None: kept)."""
+        if o.size is not None:
+            return o.size
+        cap = min(STYLE_SIZE, max(min(x.shape[-2:]), 64))  # a big style is seen at the content's scale
+        return cap if min(s.shape[-2:]) > cap else None
+
     def _style_images(self, comp: list[int], job: Job, x: Tensor, o: Options) -> list[Tensor | None]:
         """The style images of one component: one shared, or one per content row (None for a Style)."""
-        cap = min(STYLE_SIZE, max(min(x.shape[-2:]), 64))  # a big style is seen at the content's scale
         recolour = o.preserve_color == "histogram"
         out: list[Tensor | None] = []
         for r, e in enumerate(comp if (recolour or len(set(comp)) > 1) else comp[:1]):
@@ -185,10 +449,9 @@ class Runner:
                 out.append(None)
                 continue
             s = entry.tensor
-            if o.size is not None:
-                s = resize_short_side(s, o.size)
-            elif min(s.shape[-2:]) > cap:
-                s = resize_short_side(s, cap)
+            size = self._style_size(s, x, o)
+            if size is not None:
+                s = resize_short_side(s, size)
             s = s.to(self.device)
             if recolour:
                 if s.shape[0] not in (1, x.shape[0]):
@@ -203,9 +466,12 @@ class Runner:
         if len(set(comp)) == 1 and isinstance(job.entries[comp[0]], Style):
             st = job.entries[comp[0]]
         else:
-            parts = []
-            for e, img in zip(comp, self._style_images(comp, job, x, o)):
-                parts.append(self.encode(img, wct) if img is not None else job.entries[e])
+            if self.styles is not None and o.preserve_color != "histogram":  # recoloured: per content, not cached
+                parts = [self._cached_style(job.entries[e], x, o, wct) for e in (comp if len(set(comp)) > 1 else comp[:1])]
+            else:
+                parts = []
+                for e, img in zip(comp, self._style_images(comp, job, x, o)):
+                    parts.append(self.encode(img, wct) if img is not None else job.entries[e])
             covs = [p.cov for p in parts]
             st = Style(
                 torch.cat([p.mean.to(self.device) for p in parts]), torch.cat([p.std.to(self.device) for p in parts]),
@@ -214,6 +480,24 @@ class Runner:
         if st.mean.shape[0] not in (1, x.shape[0]):
             raise ShapeError(f"style batch {st.mean.shape[0]} must be 1 or match content batch {x.shape[0]}")
         return st.to(self.device)
+
+    def _cached_style(self, entry: ImageInput | Style, x: Tensor, o: Options, cov: bool) -> Style:
+        """``entry`` encoded for the contents ``x``, from :attr:`styles` when it was encoded before.
+
+        The cached :class:`Style` is only read (``torch.cat`` copies it into the call's own)."""
+        if isinstance(entry, Style):
+            return entry
+        s = entry.tensor
+        size = self._style_size(s, x, o)
+        key = self.style_key(s, size, cov)
+        hit = None if key is None else self.styles.get(key)  # type: ignore[union-attr]
+        if hit is not None:
+            return hit
+        img = (s if size is None else resize_short_side(s, size)).to(self.device)
+        style = self.encode(img, cov)
+        if key is not None:
+            self.styles.put(key, style)  # type: ignore[union-attr]
+        return style
 
     def _group(self, x: Tensor, comps: list[list[int]], job: Job, o: Options) -> Tensor:
         if o.method == "gatys":

@@ -14,6 +14,11 @@ from torch import Tensor
 
 from .errors import ArgumentError, ShapeError
 
+try:  # torch.compile's tensors without data
+    from torch._subclasses.fake_tensor import FakeTensor as _FakeTensor
+except ImportError:  # pragma: no cover
+    _FakeTensor = None  # type: ignore[assignment,misc]
+
 __all__ = ["Style", "check_style_weights"]
 
 
@@ -42,14 +47,14 @@ class Style:
 
     def __post_init__(self) -> None:
         for name, t in (("mean", self.mean), ("std", self.std)):
-            if not isinstance(t, Tensor) or t.dim() != 4 or t.shape[2:] != (1, 1):
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            if not isinstance(t, Tensor) or t.is_nested or t.dim() != 4 or t.shape[2:] != (1, 1):
+                shape = type(t).__name__ if not isinstance(t, Tensor) else "a nested tensor" if t.is_nested else tuple(t.shape)
                 raise ShapeError(f"Style.{name} must be a (B, C, 1, 1) tensor, got {shape}")
         if self.mean.shape != self.std.shape:
             raise ShapeError(f"Style.mean {tuple(self.mean.shape)} and std {tuple(self.std.shape)} differ")
         for name, t in (("mean", self.mean), ("std", self.std), ("cov", self.cov)):
-            if t is not None and isinstance(t, Tensor) and t.device.type != "meta" and not torch.isfinite(t).all():
-                raise ShapeError(f"Style.{name} holds NaN or Inf")
+            if isinstance(t, Tensor) and _problem(t) is None and not torch.isfinite(t).all():
+                raise ShapeError(f"Style.{name} holds NaN or Inf")  # (tensors with no real data: see check())
         b, c = self.mean.shape[:2]
         if self.cov is not None and (not isinstance(self.cov, Tensor) or tuple(self.cov.shape) != (b, c, c)):
             shape = tuple(self.cov.shape) if isinstance(self.cov, Tensor) else type(self.cov).__name__
@@ -59,14 +64,48 @@ class Style:
     def device(self) -> torch.device:
         return self.mean.device
 
+    def check(self, name: str = "style") -> Style:
+        """This Style, if its tensors hold real numbers; else a :class:`~stylekit.errors.ShapeError`
+        naming ``name``. Refused: tensors on the ``meta`` device or fake tensors (shapes but no
+        data), sparse, nested or quantized tensors, and dtypes other than real floating point.
+        Called wherever a Style is used (:func:`stylekit.transfer`, :meth:`to`).
+
+        Example:
+            >>> Style(torch.zeros(1, 512, 1, 1, device="meta"), torch.ones(1, 512, 1, 1, device="meta")).check()
+            Traceback (most recent call last):
+            ...
+            stylekit.errors.ShapeError: style.mean is on the 'meta' device, which has shapes but no data; compute it on a real device (encode_style)
+        """
+        for part, t in (("mean", self.mean), ("std", self.std), ("cov", self.cov)):
+            problem = None if t is None else _problem(t)
+            if problem is not None:
+                raise ShapeError(f"{name}.{part} {problem}")
+        return self
+
     def to(self, device: str | torch.device) -> Style:
         """The same statistics on another device."""
+        self.check("Style")
         cov = None if self.cov is None else self.cov.to(device)
         return Style(self.mean.to(device), self.std.to(device), cov)
 
     def tensors(self) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(mean, std, cov)`` for :class:`stylekit.targets.Target`."""
         return self.mean, self.std, self.cov
+
+
+def _problem(t: Tensor) -> str | None:
+    """Why ``t`` cannot serve as style statistics, or None."""
+    if t.is_nested:
+        return "is a nested tensor; pass a dense one"
+    if t.layout != torch.strided:
+        return f"is a {str(t.layout).replace('torch.', '')} tensor; pass a dense one (.to_dense())"
+    if t.is_meta:
+        return "is on the 'meta' device, which has shapes but no data; compute it on a real device (encode_style)"
+    if _FakeTensor is not None and isinstance(t, _FakeTensor):
+        return "is a fake tensor, which has shapes but no data; compute it on a real device (encode_style)"
+    if t.is_quantized or t.is_complex() or not t.is_floating_point():
+        return f"has dtype {t.dtype}; style statistics are real floating point (float32)"
+    return None
 
 
 def check_style_weights(weights: Any, count: int) -> Tensor:

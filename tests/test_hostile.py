@@ -771,32 +771,109 @@ class NotWrapped(AssertionError):
     pass
 
 
-MASK_GAPS = {  # masks are read by stylekit/masks.py, which does not use image.py's checks yet
-    "bomb-file": lambda folder: _written(folder / "m.png", png_bomb(65535, 65535)),  # DecompressionBombError
-    "over-max-pixels-file": lambda folder: _written(folder / "m.png", png_bomb(9000, 8000, valid=True)),  # decoded
-    "damaged-header-file": lambda folder: _written(folder / "m.ppm", b"P5\n4x 4\n255\n" + bytes(16)),  # ValueError
-    "meta-tensor": lambda folder: torch.empty(24, 32, device="meta"),  # NotImplementedError
-}
-
-
 def _written(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
 
 
-@pytest.mark.xfail(raises=NotWrapped, strict=True, reason="masks.py bypasses image.py's checks: see docs/reliability.md, 'Known gaps'")
-@pytest.mark.parametrize("key", sorted(MASK_GAPS))
-def test_hostile_masks(key: str, style: Style, tmp_path: Path) -> None:
-    mask = MASK_GAPS[key](tmp_path)
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _png(w: int = 32, h: int = 24) -> bytes:
+    return encode(picture(w, h, "L"), "PNG")
+
+
+# masks go through stylekit.image's checks (files) and the same checks as image arrays and tensors;
+# the comment says what the mask reader did before it did (Pillow / numpy / torch errors, a hang, a decode)
+HOSTILE_MASKS: dict[str, Callable[[Path], object]] = {
+    "bomb-file": lambda d: _written(d / "m.png", png_bomb(65535, 65535)),  # DecompressionBombError
+    "over-max-pixels-file": lambda d: _written(d / "m.png", png_bomb(9000, 8000, valid=True)),  # decoded 72 MP
+    "over-max-pixels-pil": lambda d: Image.open(_written(d / "m.png", png_bomb(9000, 8000, valid=True))),  # decoded
+    "damaged-header-file": lambda d: _written(d / "m.ppm", b"P5\n4x 4\n255\n" + bytes(16)),  # ValueError
+    "truncated-file": lambda d: _written(d / "m.png", _png()[: len(_png()) // 2]),
+    "text-file": lambda d: _written(d / "m.png", b"not a mask\n"),
+    "zero-byte-file": lambda d: _written(d / "m.png", b""),
+    "missing-file": lambda d: d / "none.png",
+    "directory": lambda d: d,
+    "fifo": lambda d: _fifo(d / "m.png"),  # open() blocked forever
+    "meta-tensor": lambda d: torch.empty(24, 32, device="meta"),  # NotImplementedError
+    "sparse-tensor": lambda d: torch.ones(24, 32).to_sparse(),  # RuntimeError
+    "nested-tensor": lambda d: torch.nested.as_nested_tensor([torch.ones(24, 32)]),  # RuntimeError
+    "complex-tensor": lambda d: torch.ones(24, 32, dtype=torch.complex64),
+    "nan-tensor": lambda d: torch.full((24, 32), float("nan")),
+    "inf-array": lambda d: np.full((24, 32), np.inf, np.float32),
+    "rgb-array": lambda d: np.ones((24, 32, 3), np.uint8),  # wrong rank: not one channel
+    "batch-tensor": lambda d: torch.ones(2, 1, 24, 32),
+    "object-array": lambda d: np.ones((24, 32), dtype=object),
+    "out-of-range-array": lambda d: np.full((24, 32), -1.0),
+    "empty-array": lambda d: np.ones((0, 32), np.uint8),
+    "masked-array": lambda d: np.ma.masked_array(np.ones((24, 32), np.uint8), mask=np.eye(24, 32, dtype=bool)),
+    "huge-expanded-array": lambda d: np.broadcast_to(np.ones((1, 1), np.uint8), (9000, 8000)),  # 72 MP copied
+    "huge-expanded-tensor": lambda d: torch.ones(1, 1).expand(9000, 8000),
+    "not-a-mask": lambda d: {"mask": 1},
+}
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+@pytest.mark.parametrize("position", [0, 1])
+@pytest.mark.parametrize("key", sorted(HOSTILE_MASKS))
+def test_hostile_masks(key: str, position: int, style: Style, tmp_path: Path) -> None:
+    """A bad mask, first or second, raises a StylekitError naming it: never a raw exception, a hang,
+    or a picture decoded past MAX_PIXELS (refuse_to_decode_huge)."""
+    masks: list[object] = [np.ones((24, 32), np.uint8)] * 2
+    masks[position] = HOSTILE_MASKS[key](tmp_path)
     try:
         with time_limit(30):
-            transfer(CONTENT, [style, style], masks=[mask, np.ones((24, 32), np.uint8)], device="cpu", dtype="fp32")
+            transfer(CONTENT, [style, style], masks=masks, device="cpu", dtype="fp32")
     except StylekitError as e:
-        assert "masks[0]" in str(e)
+        assert f"masks[{position}]" in str(e), str(e)
         return
     except (Exception, DecodedTooLarge) as e:
         raise NotWrapped(f"{type(e).__name__}: {e}") from e
     raise NotWrapped("accepted")
+
+
+def test_huge_expanded_masks_are_refused_without_copying() -> None:
+    """A 72 MP zero-stride mask is refused before its float copy (288 MB) is made."""
+    import tracemalloc
+
+    from stylekit.masks import read_mask
+
+    tracemalloc.start()
+    try:
+        for m in (np.broadcast_to(np.ones((1, 1), np.uint8), (9000, 8000)), torch.ones(1, 1).expand(9000, 8000)):
+            with pytest.raises(ImageError, match=r"masks\[0\] is too large: 8000x9000"):
+                read_mask(m, name="masks[0]")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+
+
+def test_odd_but_valid_masks_work(style: Style, tmp_path: Path) -> None:
+    """Masks keep what they accepted: any size from 1 x 1 (no 16 px minimum, unlike images),
+    files, PIL images, 16-bit PNGs, bool / int / float arrays and tensors, HxWx1 and 1x1xHxW."""
+    from stylekit.masks import read_mask
+
+    half = np.zeros((6, 8), np.uint8)
+    half[:, 4:] = 255
+    want = torch.from_numpy(half.astype(np.float32) / 255)[None, None]
+    sixteen = Image.fromarray(half.astype(np.uint16) * 257)
+    assert sixteen.mode.startswith("I")
+    kinds = [
+        half, half > 0, half.astype(np.int64), half[..., None], np.asfortranarray(half), Image.fromarray(half),
+        _written(tmp_path / "m.png", encode(Image.fromarray(half), "PNG")), sixteen,
+        torch.from_numpy(half), torch.from_numpy(half)[None, None], torch.from_numpy(half)[..., None],
+        torch.from_numpy(half).double() / 255, torch.from_numpy(half).to(torch.bfloat16).requires_grad_(False),
+    ]
+    for m in kinds:
+        torch.testing.assert_close(read_mask(m), want, atol=0, rtol=0, msg=lambda s, m=m: f"{type(m)}: {s}")
+    one = read_mask(np.full((1, 1), 255, np.uint8))
+    assert one.shape == (1, 1, 1, 1) and float(one) == 1.0
+    out = transfer(CONTENT, [style, style], masks=[np.ones((1, 1)), torch.zeros(1, 1)], device="cpu", dtype="fp32")
+    assert out.shape == CONTENT.shape and torch.isfinite(out).all()
 
 
 # ----------------------------------------------------------------------------- bounded memory
@@ -909,13 +986,119 @@ class NotRefused(AssertionError):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(raises=NotRefused, strict=True, reason="no limit on untiled requests yet: see docs/reliability.md, 'Known gaps'")
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="RLIMIT_DATA / procfs")
 def test_untiled_request_too_large_for_memory_fails_fast(tmp_path: Path) -> None:
-    """A 48 MP photo without tiling needs ~34 GB (~700 B/px): it must be refused with a
+    """A 48 MP photo without tiling needs ~37 GB (768 B/px): it must be refused with a
     StylekitError that points at tile=, before the model runs (the stand-in model raises
     MemoryError if it is given a whole picture over 4 MP)."""
     res = run_memory_case(tmp_path, content=str(photo_8000x6000(tmp_path)), tile=None, dtype="fp32", model="cheap")
     if not res.get("stylekit"):
         raise NotRefused(f"not refused by stylekit: {res}")
-    assert "tile" in res["message"] and res["seconds"] < 60, res
+    assert res["error"] == "ImageError" and "tile='auto'" in res["message"] and res["seconds"] < 60, res
+    assert "content is too large to stylise without tiles: 8000x6000 px = 48 MP" in res["message"], res
+
+
+# the memory rule itself, at small sizes: MAX_UNTILED_PIXELS and available_memory are lowered
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Untiled passes limited to 2 pictures of 24 x 32 (the memory check is taken out of the way)."""
+    from stylekit import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_UNTILED_PIXELS", 2 * 24 * 32)
+    monkeypatch.setattr(pipeline, "available_memory", lambda device: None)
+    return 2 * 24 * 32
+
+
+def test_untiled_limit_refuses_a_picture_before_the_model_runs(small_limit: int, style: Style,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from stylekit import pipeline
+
+    def no_run(*args, **kw):
+        raise AssertionError("the model ran on a request that had to be refused")
+
+    big = torch.rand(3, 48, 40, generator=torch.Generator().manual_seed(5))  # 1920 px > 1536
+    ok = torch.rand(3, 24, 32)
+    with monkeypatch.context() as mp:
+        mp.setattr(pipeline.Runner, "_group", no_run)
+        with pytest.raises(ImageError, match=r"content\[1\] is too large to stylise without tiles: 40x48 px.*tile='auto'"):
+            transfer([ok, big], style, device="cpu", dtype="fp32")  # the first picture does not run either
+        with pytest.raises(ImageError, match=r"content is too large.*over the 0\.001536 MP limit of untiled passes \(stylekit\.pipeline\.MAX_UNTILED_PIXELS\); pass tile='auto'"):
+            transfer(big, style, device="cpu", dtype="fp32")
+        with pytest.raises(ImageError, match="method='gatys' cannot tile: pass max_size="):
+            transfer(big, ok, method="gatys", steps=1, progress=False, device="cpu", dtype="fp32")
+    with pytest.raises(ImageError, match=r"style is too large to encode without tiles: 48x48 px.*smaller size="):
+        transfer(ok, torch.rand(3, 64, 64), size=48, tile=256, device="cpu", dtype="fp32")  # styles are encoded whole
+    # tile= is never refused: "auto" runs a picture this small whole, the user's choice
+    out = transfer(big, style, tile="auto", device="cpu", dtype="fp32")
+    monkeypatch.setattr(pipeline, "MAX_UNTILED_PIXELS", None)
+    torch.testing.assert_close(out, transfer(big, style, device="cpu", dtype="fp32"), atol=0, rtol=0)
+    assert transfer(big, style, max_size=32, device="cpu", dtype="fp32").shape == (3, 32, 27)
+
+
+def test_untiled_limit_splits_batches_into_passes(small_limit: int, style: Style, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of a batch are stylised together up to the limit, in several passes beyond it."""
+    from stylekit import pipeline
+
+    batch = torch.rand(5, 3, 24, 32, generator=torch.Generator().manual_seed(6))
+    seen: list[int] = []
+    orig = pipeline.Runner._group
+
+    def spy(self, x, *args, **kw):
+        seen.append(x.shape[0])
+        return orig(self, x, *args, **kw)
+
+    monkeypatch.setattr(pipeline.Runner, "_group", spy)
+    out = transfer(batch, style, device="cpu", dtype="fp32")
+    assert seen == [2, 2, 1]
+    monkeypatch.setattr(pipeline, "MAX_UNTILED_PIXELS", None)
+    seen.clear()
+    whole = transfer(batch, style, device="cpu", dtype="fp32")
+    assert seen == [5]
+    torch.testing.assert_close(out, whole, atol=1e-4, rtol=0)  # as a picture alone vs in a batch
+
+
+def test_untiled_limit_follows_the_available_memory(style: Style, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylekit import pipeline
+
+    cpu = torch.device("cpu")
+    real = pipeline.available_memory(cpu)
+    assert real is None or real > 0
+    assert pipeline.untiled_limit(cpu)[0] <= pipeline.MAX_UNTILED_PIXELS
+    monkeypatch.setattr(pipeline, "available_memory", lambda device: 1_000_000)
+    limit, why = pipeline.untiled_limit(cpu)
+    assert limit == 800_000 // 768 and why == "80% of the 0.001 GB of memory available on cpu (1,041 px)"
+    transfer(CONTENT, style, device="cpu", dtype="fp32")  # 768 px: fits
+    with pytest.raises(ImageError, match=r"content is too large.*memory available.*tile='auto'"):
+        transfer(torch.rand(3, 48, 40), style, device="cpu", dtype="fp32")  # 1920 px: does not
+
+
+def test_style_without_data_is_refused(style: Style) -> None:
+    """A Style whose tensors have no data (meta or fake tensors) or are not real numbers is a
+    ShapeError naming it when used, before any model runs: not a NotImplementedError from torch."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    z = torch.zeros(1, 512, 1, 1)
+    meta = Style(z.to("meta"), z.to("meta"))  # constructing one is allowed (shapes only)
+    with FakeTensorMode():
+        fz = torch.zeros(1, 512, 1, 1)
+    fake = Style(fz, fz)
+    with pytest.raises(ShapeError, match=r"^style\.mean is on the 'meta' device"):
+        transfer(CONTENT, meta, device="cpu", dtype="fp32")
+    with pytest.raises(ShapeError, match=r"^style\[1\]\.mean is on the 'meta' device"):
+        transfer(CONTENT, [style, meta], style_weights=[1, 1], device="cpu", dtype="fp32")
+    with pytest.raises(ShapeError, match=r"^style\[1\]\.mean is on the 'meta' device"):
+        transfer([CONTENT, CONTENT], [style, meta], device="cpu", dtype="fp32")  # paired
+    with pytest.raises(ShapeError, match=r"^style\.cov is on the 'meta' device"):
+        transfer(CONTENT, Style(style.mean, style.std, torch.zeros(1, 512, 512, device="meta")), method="wct",
+                 device="cpu", dtype="fp32")  # fmt: skip
+    with pytest.raises(ShapeError, match="fake tensor"):
+        transfer(CONTENT, fake, device="cpu", dtype="fp32")
+    with pytest.raises(ShapeError, match="sparse"):
+        transfer(CONTENT, Style(style.mean.to_sparse(), style.std), device="cpu", dtype="fp32")
+    with pytest.raises(ShapeError, match="dtype torch.int64"):
+        transfer(CONTENT, Style(style.mean.long(), style.std.long()), device="cpu", dtype="fp32")
+    with pytest.raises(ShapeError, match="'meta' device"):
+        meta.to("cpu")
+    assert style.check() is style

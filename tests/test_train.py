@@ -140,6 +140,28 @@ def test_unreadable_files_are_skipped_and_reported(data) -> None:
     assert {Path(s).name for s in skipped} <= {"bad.jpg", "empty.png", "broken.webp"}
 
 
+def test_decompression_bombs_are_skipped_without_a_warnings_filter(tmp_path: Path, monkeypatch) -> None:
+    """A picture over Pillow's MAX_IMAGE_PIXELS (where Pillow itself only warns) is skipped and
+    reported, like an unreadable file, without decoding it and without a warnings filter
+    (warnings.catch_warnings is not thread-safe: DataLoader threads, other libraries)."""
+    import warnings
+    from unittest import mock
+
+    small, big = tmp_path / "small.png", tmp_path / "big.png"
+    _picture(0, (40, 40)).save(small)  # 1600 px
+    _picture(1, (64, 64)).save(big)  # 4096 px: over the limit, under twice it (Pillow warns only)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
+    filters = list(warnings.filters)
+    pb = PairBatches([small, big], [small], batch_size=4, crop=32)
+    with mock.patch("warnings.catch_warnings", side_effect=AssertionError("catch_warnings is not thread-safe")):
+        with pytest.warns(Image.DecompressionBombWarning):  # Pillow's own warning on open: left as it is
+            items = [pb[step] for step in range(4)]
+    skipped = [s for it in items for s in it["skipped"]]
+    assert skipped and set(skipped) == {str(big)}
+    assert all(it["content"].shape == (4, 3, 32, 32) for it in items)
+    assert warnings.filters == filters
+
+
 def test_no_readable_file_is_an_error_naming_the_folder_kind(tmp_path: Path, data) -> None:
     bad = [tmp_path / f"b{i}.jpg" for i in range(3)]
     for p in bad:
