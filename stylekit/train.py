@@ -319,6 +319,7 @@ def _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, la
         "style_weight": str(cfg.style_weight), "tap_scale": json.dumps(TAP_SCALE),
         "content_dir": str(cfg.content_dir), "style_dir": str(cfg.style_dir),
         "loss": f"{last['loss']:.5f}", "date": datetime.date.today().isoformat(),
+        "encoder_padding": "reflect",  # VGGEncoder.from_pretrained()'s default, which train() uses
     }  # fmt: skip
     decoder.save(dec_path, metadata=meta)
 

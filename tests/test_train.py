@@ -223,7 +223,7 @@ def test_short_run_writes_everything(data, tmp_path: Path) -> None:
     assert "rng.torch" in tensors and any(k.startswith("adam.") for k in tensors)
 
     dec = Decoder.from_file(result.decoder_path)
-    assert dec.meta["step"] == "3" and dec.meta["crop"] == "32"
+    assert dec.meta["step"] == "3" and dec.meta["crop"] == "32" and dec.meta["encoder_padding"] == "reflect"
     for k, v in dec.state_dict().items():  # the export is the checkpoint's weights in fp16
         assert torch.equal(v, tensors[f"decoder.{k}"].half().float()), k
 
