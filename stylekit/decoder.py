@@ -45,7 +45,7 @@ class Decoder(nn.Module):
                 continue
             layers += [ReflectPad(), nn.Conv2d(p[0], p[1], 3)]
             if p is not convs[-1]:
-                layers.append(nn.ReLU())
+                layers.append(nn.ReLU(inplace=True))  # a convolution's gradient needs its input, not its output
         self.net = nn.Sequential(*layers)
         self.meta: dict[str, str] = {}
 

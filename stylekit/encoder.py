@@ -123,7 +123,9 @@ class VGGEncoder(nn.Module):
             x = self.convs[name](reflect_pad(x) if self.padding == "reflect" else x)
             if name in wanted:
                 out[name] = x
-            x = torch.relu(x)
+                x = torch.relu(x)
+            else:  # in place: a convolution's gradient needs its input, not its output
+                x = torch.relu_(x)
             relu = "relu" + name[4:]
             if relu in wanted:
                 out[relu] = x

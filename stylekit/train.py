@@ -55,6 +55,8 @@ class TrainConfig:
         lr, lr_decay: Adam learning rate ``lr / (1 + lr_decay * step)`` (the reference's schedule).
         style_weight: λ in ``content + λ·style`` (losses are in per-tap normalised units).
         init: a decoder safetensors file to start from (e.g. the shipped weights); default random.
+            ``steps`` counts this run's steps; the exported decoder's ``step`` metadata adds the
+            steps recorded in ``init`` (its ``run_step`` is this run's alone).
         resume: continue from ``out/checkpoint.safetensors`` if it exists.
     """
 
@@ -225,7 +227,8 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     loss_fn = AdaINLoss(model.encoder, cfg.style_weight)
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
 
-    start, stats = 0, {"skipped": 0}
+    # Steps the init decoder had already been trained for: the exported decoder's "step" counts them too.
+    start, stats = 0, {"skipped": 0, "init_step": _meta_step(decoder.meta) if cfg.init else 0}
     if cfg.resume and ckpt_path.exists():
         start, stats = _load_checkpoint(ckpt_path, decoder, opt)
         decoder.to(device, memory_format=torch.channels_last)
@@ -302,6 +305,13 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"])
 
 
+def _meta_step(meta: dict[str, str]) -> int:
+    try:
+        return max(0, int(meta.get("step", 0)))
+    except ValueError:
+        return 0
+
+
 def _any_rank(flag: bool, device: torch.device, world: int) -> bool:
     if world == 1:
         return flag
@@ -315,12 +325,14 @@ def _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, la
         return
     _save_checkpoint(ckpt_path, decoder, opt, step, cfg, stats)
     meta = {
-        "step": str(step), "batch_size": str(cfg.batch_size), "crop": str(cfg.crop),
+        "step": str(stats.get("init_step", 0) + step), "run_step": str(step), "batch_size": str(cfg.batch_size), "crop": str(cfg.crop),
         "style_weight": str(cfg.style_weight), "tap_scale": json.dumps(TAP_SCALE),
         "content_dir": str(cfg.content_dir), "style_dir": str(cfg.style_dir),
         "loss": f"{last['loss']:.5f}", "date": datetime.date.today().isoformat(),
         "encoder_padding": "reflect",  # VGGEncoder.from_pretrained()'s default, which train() uses
     }  # fmt: skip
+    if cfg.init:
+        meta["init"] = f"{Path(cfg.init).name} at step {stats.get('init_step', 0)}"
     decoder.save(dec_path, metadata=meta)
 
 

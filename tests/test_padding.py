@@ -43,3 +43,38 @@ def test_one_pixel_side_is_repeated() -> None:
     assert y.shape == (1, 2, 3, 6)
     torch.testing.assert_close(y[:, :, 0], y[:, :, 1])
     torch.testing.assert_close(y[:, :, 2], y[:, :, 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 4), b=st.integers(1, 2),
+    channels_last=st.booleans(), dtype=st.sampled_from([torch.float64, torch.bfloat16]),
+)  # fmt: skip
+def test_hand_written_gradient_matches_autograd_of_the_forward(h, w, c, b, channels_last, dtype) -> None:
+    """The custom backward (``_unpad``) equals autograd's gradient of the slicing forward, for
+    every size including one-pixel sides (where the border repeats the only row or column)."""
+    from stylekit.padding import _pad
+
+    x = torch.randn(b, c, h, w, dtype=torch.float64)
+    g = torch.randn(b, c, h + 2, w + 2, dtype=torch.float64)
+    if channels_last:
+        x, g = x.contiguous(memory_format=torch.channels_last), g.contiguous(memory_format=torch.channels_last)
+    x, g = x.to(dtype).requires_grad_(), g.to(dtype)
+    (ours,) = torch.autograd.grad(reflect_pad(x), x, g)
+    x2 = x.detach().requires_grad_()
+    i, j = int(h > 1), int(w > 1)  # the reference: slices and cat, differentiated by autograd
+    ref_pad = torch.cat([x2[..., i : i + 1, :], x2, x2[..., h - 1 - i : h - i, :]], dim=-2)
+    ref_pad = torch.cat([ref_pad[..., j : j + 1], ref_pad, ref_pad[..., w - 1 - j : w - j]], dim=-1)
+    torch.testing.assert_close(_pad(x.detach()), ref_pad.detach(), rtol=0, atol=0)
+    (ref,) = torch.autograd.grad(ref_pad, x2, g)
+    tol = 1e-12 if dtype == torch.float64 else 2e-2  # the sums of a border pixel may come in another order
+    torch.testing.assert_close(ours, ref, rtol=tol, atol=tol)
+    assert ours.dtype == dtype
+    if channels_last and h > 1 and w > 1 and c > 1:
+        assert ours.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_gradcheck() -> None:
+    for shape in [(1, 2, 3, 4), (2, 1, 1, 5), (1, 3, 4, 1), (1, 1, 1, 1)]:
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(reflect_pad, (x,))
