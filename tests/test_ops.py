@@ -196,3 +196,36 @@ def test_blend_alpha_out_of_range_raises(alpha) -> None:
     f_c, t = _feats()
     with pytest.raises(ArgumentError, match="alpha"):
         AdaINModel._blend(f_c, t, alpha)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    b=st.integers(1, 3), c=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 9),
+    channels_last=st.booleans(), only=st.sampled_from(["both", "mean", "std"]),
+)  # fmt: skip
+def test_mean_std_gradient_matches_autograd_of_var_mean(b, c, h, w, channels_last, only) -> None:
+    """mean_std's hand-written gradient equals autograd's gradient of the float64 statistics."""
+    torch.manual_seed(b * 1000 + c * 100 + h * 10 + w)
+    x = torch.relu(torch.randn(b, c, h, w, dtype=torch.float64) * 2 + 0.5)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    gm, gs = torch.randn(b, c, 1, 1, dtype=torch.float64), torch.randn(b, c, 1, 1, dtype=torch.float64)
+
+    def objective(m, s):
+        return {"both": (m * gm).sum() + (s * gs).sum(), "mean": (m * gm).sum(), "std": (s * gs).sum()}[only]
+
+    x1 = x.clone().requires_grad_()
+    (ours,) = torch.autograd.grad(objective(*mean_std(x1)), x1)
+    x2 = x.clone().requires_grad_()
+    var, mean = torch.var_mean(x2, dim=(2, 3), keepdim=True, correction=0)
+    (ref,) = torch.autograd.grad(objective(mean, (var + 1e-5).sqrt()), x2)
+    assert ours.dtype == x.dtype and ours.shape == x.shape
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-9)
+
+
+def test_mean_std_gradient_in_bf16_keeps_dtype_and_layout() -> None:
+    x = torch.rand(2, 8, 6, 6).bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_()
+    m, s = mean_std(x)
+    (m.sum() + s.sum()).backward()
+    assert x.grad.dtype == torch.bfloat16 and x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.isfinite(x.grad).all()

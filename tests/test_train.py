@@ -462,3 +462,17 @@ def test_init_starts_from_the_given_decoder(data, tmp_path: Path, four_steps: Pa
     after, _ = _ckpt(result.checkpoint_path)
     moved = max(float((after[f"decoder.{k}"] - v).abs().max()) for k, v in start.items())
     assert 0 < moved <= 1e-4 * 1.01  # one Adam step moves each weight by at most lr
+
+
+@pytest.mark.filterwarnings("ignore:skipped unreadable images")
+def test_init_carries_its_step_count_into_the_exported_decoder(data, tmp_path: Path, four_steps: Path) -> None:
+    init = four_steps / "decoder.safetensors"
+    assert Decoder.from_file(init).meta["step"] == "4"
+    result = train(**_kw(data, tmp_path / "run", steps=2, init=str(init)))
+    meta = Decoder.from_file(result.decoder_path).meta
+    assert (meta["step"], meta["run_step"]) == ("6", "2")  # 4 steps of the init decoder + 2 of this run
+    assert meta["init"] == "decoder.safetensors at step 4"
+    # resuming the run keeps counting from the init decoder's steps (kept in the checkpoint)
+    result = train(**_kw(data, tmp_path / "run", steps=3, init=str(init)))
+    meta = Decoder.from_file(result.decoder_path).meta
+    assert (meta["step"], meta["run_step"]) == ("7", "3")
