@@ -1,0 +1,67 @@
+"""Ship a trained decoder: copy a run's ``decoder.safetensors`` into the package and record its sha256.
+
+    python tools/ship_decoder.py runs/ship/decoder.safetensors --history "steps 7472-12000 at 192 px crops"
+
+The decoder is validated first (``Decoder.from_file``: keys, shapes, dtypes, finite values).
+Its metadata keeps everything training wrote (step, loss weights, date, ...), with the data
+folders written relative to the shared data (no machine's absolute paths in the package), and
+``history`` is the shipped decoder's history with ``--history`` appended, so the file says how
+it was trained across sessions. Then ``stylekit/weights/SHA256SUMS`` gets the new hash. Check
+the result with ``python benchmarks/quality.py`` (it compares with the previous shipped decoder
+from git) before committing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from stylekit.decoder import Decoder  # noqa: E402
+from stylekit.weights import load_file  # noqa: E402
+
+WEIGHTS = ROOT / "stylekit" / "weights"
+TARGET = WEIGHTS / "decoder.safetensors"
+
+
+def relative_data_dir(path: str) -> str:
+    """``/any/where/shared/data/train/content`` -> ``shared/data/train/content``."""
+    m = re.search(r"(shared/data/.*)$", path.replace("\\", "/"))
+    return m.group(1) if m else Path(path).name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("decoder", type=Path, help="a decoder.safetensors written by stylekit train")
+    ap.add_argument("--history", default="", help="what this run did, appended to the shipped history")
+    a = ap.parse_args()
+
+    new = Decoder.from_file(a.decoder)
+    meta = dict(new.meta)
+    meta.pop("format", None)
+    for key in ("content_dir", "style_dir"):
+        if key in meta:
+            meta[key] = relative_data_dir(meta[key])
+    if TARGET.exists():
+        _, old = load_file(TARGET)
+        parts = [p for p in (old.get("history", ""), a.history) if p]
+        if int(old.get("step", 0)) >= int(meta.get("step", 0)):
+            print(f"warning: the shipped decoder is at step {old.get('step')}, this one at {meta.get('step')}")
+    else:
+        parts = [a.history] if a.history else []
+    if parts:
+        meta["history"] = "; ".join(parts)
+    sha = new.save(TARGET, metadata=meta)
+
+    sums = WEIGHTS / "SHA256SUMS"
+    lines = [ln for ln in sums.read_text().splitlines() if ln.strip() and not ln.endswith("  decoder.safetensors")]
+    sums.write_text("\n".join([*lines, f"{sha}  decoder.safetensors"]) + "\n")
+    Decoder.from_pretrained()  # loads through the registry: the sha256 just recorded must match
+    print(f"shipped {a.decoder} as {TARGET.relative_to(ROOT)} (step {meta.get('step')}, sha256 {sha[:16]}...)")
+
+
+if __name__ == "__main__":
+    main()
