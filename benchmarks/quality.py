@@ -77,6 +77,19 @@ def grad_energy(x: torch.Tensor) -> float:
     return float((y[..., 1:, :] - y[..., :-1, :]).abs().mean() + (y[..., :, 1:] - y[..., :, :-1]).abs().mean())
 
 
+def contact_sheet(rows: list[list[torch.Tensor]], height: int) -> Image.Image:
+    """One row of pictures per list of (1, 3, H, W) tensors in [0, 1], each scaled to ``height``."""
+    tiles = [[F.interpolate(x, size=(height, round(x.shape[-1] * height / x.shape[-2])), mode="bilinear", antialias=True)
+              for x in r] for r in rows]  # fmt: skip
+    sheet = Image.new("RGB", (max(sum(t.shape[-1] + 4 for t in r) for r in tiles), (height + 4) * len(tiles)), "white")
+    for i, r in enumerate(tiles):
+        x = 0
+        for t in r:
+            sheet.paste(Image.fromarray((t[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)), (x, i * (height + 4)))
+            x += t.shape[-1] + 4
+    return sheet
+
+
 def previous_decoder() -> Path | None:
     """The decoder file as it was before its current version, from git history."""
     rel = "stylekit/weights/decoder.safetensors"
@@ -160,17 +173,8 @@ def main() -> None:
         a = np.mean(m, axis=0)
         print(f"{name:<20}{a[0]:>14.3f}{a[1]:>12.3f}{a[2]:>12.3f}{a[3]:>10.2f}")
 
-    h = 192
-    tiles = [[F.interpolate(x, size=(h, round(x.shape[-1] * h / x.shape[-2])), mode="bilinear", antialias=True) for x in r] for r in rows]
-    width = max(sum(t.shape[-1] for t in r) + 4 * len(r) for r in tiles)
-    sheet = Image.new("RGB", (width, (h + 4) * len(tiles)), "white")
-    for i, r in enumerate(tiles):
-        x = 0
-        for t in r:
-            sheet.paste(Image.fromarray((t[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)), (x, i * (h + 4)))
-            x += t.shape[-1] + 4
     args.sheet.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.sheet, quality=90)
+    contact_sheet(rows, 192).save(args.sheet, quality=90)
     print(f"\ncontact sheet ({' | '.join(['content', 'style', *outs])}): {args.sheet}")
 
 

@@ -21,13 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from quality import DATA, grad_energy, load, ssim_blurred, to_tensor  # noqa: E402
+from quality import DATA, contact_sheet, grad_energy, load, ssim_blurred, to_tensor  # noqa: E402
 
 from stylekit.data import list_images, split_files  # noqa: E402
 from stylekit.decoder import Decoder  # noqa: E402
@@ -84,15 +82,7 @@ def main() -> None:
         v = np.mean(m, axis=0)
         print(f"{lam:>8g}{v[0]:>14.3f}{v[1]:>12.3f}{v[2]:>12.3f}{v[3]:>10.2f}")
 
-    h = 160
-    tiles = [[F.interpolate(x, size=(h, round(x.shape[-1] * h / x.shape[-2])), mode="bilinear", antialias=True) for x in r] for r in rows]
-    sheet = Image.new("RGB", (max(sum(t.shape[-1] + 4 for t in r) for r in tiles), (h + 4) * len(tiles)), "white")
-    for i, r in enumerate(tiles):
-        x = 0
-        for t in r:
-            sheet.paste(Image.fromarray((t[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)), (x, i * (h + 4)))
-            x += t.shape[-1] + 4
-    sheet.save(a.sheet, quality=90)
+    contact_sheet(rows, 160).save(a.sheet, quality=90)
     print(f"contact sheet (content | style | λ = {', '.join(f'{lam:g}' for lam in models)}): {a.sheet}")
 
 
