@@ -60,6 +60,7 @@ def _transfer_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preserve-color", nargs="?", const="luminance", default=None, metavar="MODE",
                    help="keep the content's colours: luminance (the default MODE) or histogram")  # fmt: skip
     p.add_argument("--method", default=None, help="adain (default), wct or gatys, as stylekit.transfer(method=)")
+    p.add_argument("--decoder", default=None, help="use this decoder .safetensors (e.g. from stylekit train)")
     _device_opts(p)
 
 
@@ -246,6 +247,9 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     jobs = _destinations(contents, styles, a.output, a.format)
     if a.json and a.output == STDIO:
         raise ArgumentError("--json prints on stdout, so it cannot go with -o - (stdout)")
+    run = stylekit.transfer
+    if a.decoder:  # validated (keys, shapes, dtypes) before any picture is read
+        run = stylekit.StyleTransfer(a.device, a.dtype, model=_model_with_decoder(a.decoder))
     stdin = {STDIO: _read_stdin("content" if STDIO in contents else "style")} if STDIO in contents + styles else {}
     # read each style once (a bad style stops everything); contents are read one by one
     style_imgs = {s: stdin[s] if s in stdin else load_image(s, name=f"style {s}") for s in styles}
@@ -255,7 +259,8 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     for c, s, dest in tqdm(jobs, disable=(None if show is None else not show), unit="image", desc="transfer", file=sys.stderr):
         t0 = time.perf_counter()
         try:
-            out = stylekit.transfer(stdin.get(c, c), style_imgs[s], a.alpha, device=a.device, dtype=a.dtype, size=a.size, **opts)
+            kw = {} if a.decoder else {"device": a.device, "dtype": a.dtype}
+            out = run(stdin.get(c, c), style_imgs[s], a.alpha, size=a.size, **kw, **opts)
             _write(out, dest, a.format)
         except (ImageError, ShapeError) as e:  # one bad picture: report it, go on with the others
             if len(jobs) == 1:
@@ -274,9 +279,16 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     return 2 if errors else 0
 
 
-def _cmd_video(a: argparse.Namespace) -> None:
+def _model_with_decoder(path: str):
+    """The shipped encoder with the decoder of ``path`` (``--decoder``)."""
     from .decoder import Decoder
+    from .encoder import VGGEncoder
     from .model import AdaINModel
+
+    return AdaINModel(VGGEncoder.from_pretrained(), Decoder.from_file(path))
+
+
+def _cmd_video(a: argparse.Namespace) -> None:
     from .video import Stabilization, stylize_video
 
     stab: bool | Stabilization = not a.no_stabilize
@@ -285,11 +297,7 @@ def _cmd_video(a: argparse.Namespace) -> None:
         if a.no_stabilize:
             raise ArgumentError(f"--{'/--'.join(tuned)} and --no-stabilize contradict each other")
         stab = Stabilization(**tuned)
-    model = None
-    if a.decoder:
-        from .encoder import VGGEncoder
-
-        model = AdaINModel(VGGEncoder.from_pretrained(), Decoder.from_file(a.decoder))
+    model = _model_with_decoder(a.decoder) if a.decoder else None
     r = stylize_video(a.input, a.output, a.style, a.alpha, size=a.size, stabilize=stab, audio=not a.no_audio,
                       codec=a.codec, crf=a.crf, device=a.device, dtype=a.dtype, model=model, progress=a.progress)  # fmt: skip
     if a.json:

@@ -307,3 +307,32 @@ def test_subprocess_demo_with_the_shipped_decoder(tmp_path):
     r = _run(["demo", "-o", str(tmp_path / "demo.jpg")])
     assert r.returncode == 0, r.stderr.decode()
     assert Image.open(tmp_path / "demo.jpg").size == (451, 300)
+
+
+# ----------------------------------------------------------------------------- --decoder
+
+
+def test_transfer_with_a_decoder_file(imgs, tmp_path, capsys):
+    torch.manual_seed(3)
+    dec = Decoder()
+    path = tmp_path / "mine.safetensors"
+    dec.save(path, metadata={"step": "1"}, dtype=torch.float32)
+    out = tmp_path / "x.png"
+    argv = ["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(out), "--decoder", str(path), "--device", "cpu", "--dtype", "fp32"]
+    assert main(argv) == 0, capsys.readouterr().err
+    expected = stylekit.StyleTransfer("cpu", "fp32", model=AdaINModel(VGGEncoder.from_pretrained(), Decoder.from_file(path)))(
+        Image.open(imgs["a"]), Image.open(imgs["s1"]))  # fmt: skip
+    got = np.asarray(Image.open(out), dtype=np.int16)
+    assert got.shape == (32, 40, 3)
+    assert np.abs(got - np.asarray(expected, dtype=np.int16)).max() <= 1  # the same decoder ran
+    # and the demo takes it too
+    assert main(["demo", "-o", str(tmp_path / "d.jpg"), "--decoder", str(path), "--device", "cpu"]) == 0
+
+
+def test_transfer_with_a_bad_decoder_file_is_one_line(imgs, tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors at all")
+    code = main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png"), "--decoder", str(bad)])
+    assert code == 2
+    assert "bad.safetensors" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "x.png").exists()
