@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-crop", type=int, default=None, help="smaller crop for the first --warmup-steps")
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr-warmup", type=int, default=0, help="ramp the lr up over N first steps (use ~100 with --init)")
     p.add_argument("--style-weight", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -312,7 +313,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
     r = train(
         content_dir=a.content_dir, style_dir=a.style_dir, out=a.out, steps=a.steps, batch_size=a.batch_size,
-        crop=a.crop, warmup_crop=a.warmup_crop, warmup_steps=a.warmup_steps, lr=a.lr,
+        crop=a.crop, warmup_crop=a.warmup_crop, warmup_steps=a.warmup_steps, lr=a.lr, lr_warmup=a.lr_warmup,
         style_weight=a.style_weight, workers=a.workers, seed=a.seed, checkpoint_every=a.checkpoint_every,
         sample_every=a.sample_every, init=a.init, resume=not a.no_resume, compile=a.compile,
         device=a.device, dtype=a.dtype,

@@ -249,9 +249,10 @@ def test_train_passes_its_options(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(train_mod, "train", fake_train)
     argv = ["train", "--content-dir", "c", "--style-dir", "s", "--out", str(tmp_path), "--steps", "7", "--crop", "64",
-            "--batch-size", "2", "--device", "cpu", "--no-resume"]  # fmt: skip
+            "--batch-size", "2", "--device", "cpu", "--no-resume", "--lr-warmup", "5"]  # fmt: skip
     assert main(argv) == 0
     assert seen["steps"] == 7 and seen["crop"] == 64 and seen["batch_size"] == 2 and seen["resume"] is False
+    assert seen["lr_warmup"] == 5
     assert "step 7" in capsys.readouterr().out
 
 

@@ -476,3 +476,16 @@ def test_init_carries_its_step_count_into_the_exported_decoder(data, tmp_path: P
     result = train(**_kw(data, tmp_path / "run", steps=3, init=str(init)))
     meta = Decoder.from_file(result.decoder_path).meta
     assert (meta["step"], meta["run_step"]) == ("7", "3")
+
+
+@pytest.mark.filterwarnings("ignore:skipped unreadable images")
+def test_lr_warmup_ramps_then_follows_the_decay(data, tmp_path: Path) -> None:
+    cfg = TrainConfig(content_dir="c", style_dir="s", lr_warmup=4, lr_decay=0.1)
+    assert [cfg.lr_factor(s) for s in range(6)] == pytest.approx([min(1, (s + 1) / 4) / (1 + 0.1 * s) for s in range(6)])
+    assert cfg.lr_factor(0) == 0.25 and TrainConfig(content_dir="c", style_dir="s").lr_factor(0) == 1.0
+    result = train(**_kw(data, tmp_path / "run", steps=3, lr=1e-3, lr_warmup=4))
+    logged = [float(r[4]) for r in _log_rows(result.checkpoint_path.parent)]  # the lr after each step
+    ramp = TrainConfig(content_dir="c", style_dir="s", lr_warmup=4)
+    assert logged == pytest.approx([1e-3 * ramp.lr_factor(s) for s in range(1, 4)], rel=1e-2)
+    with pytest.raises(ArgumentError, match="lr_warmup"):
+        train(**_kw(data, tmp_path / "bad", steps=1, lr_warmup=-1))
