@@ -67,8 +67,10 @@ def test_hand_written_gradient_matches_autograd_of_the_forward(h, w, c, b, chann
     ref_pad = torch.cat([ref_pad[..., j : j + 1], ref_pad, ref_pad[..., w - 1 - j : w - j]], dim=-1)
     torch.testing.assert_close(_pad(x.detach()), ref_pad.detach(), rtol=0, atol=0)
     (ref,) = torch.autograd.grad(ref_pad, x2, g)
-    tol = 1e-12 if dtype == torch.float64 else 2e-2  # the sums of a border pixel may come in another order
-    torch.testing.assert_close(ours, ref, rtol=tol, atol=tol)
+    # A border pixel sums up to four gradients, maybe in another order: in bf16 each addition rounds
+    # by up to 2^-9 of the partial sum, so allow a few of those (a wrong fold is off by a whole |g|).
+    atol = 1e-12 if dtype == torch.float64 else 4 * 2**-8 * float(g.abs().max())
+    torch.testing.assert_close(ours, ref, rtol=0 if dtype == torch.float64 else 1e-2, atol=atol)
     assert ours.dtype == dtype
     if channels_last and h > 1 and w > 1 and c > 1:
         assert ours.is_contiguous(memory_format=torch.channels_last)
