@@ -65,10 +65,10 @@ class _MeanStd(torch.autograd.Function):
     """:func:`mean_std` with a one-pass gradient, for training.
 
     With n = H·W, d mean/dx = 1/n and d std/dx = (x - mean) / (n·std), so the gradient is
-    ``a·x + b`` per channel, with a = g_std / (n·std) and b = g_mean / n - mean·a: one fused
-    multiply-add over the map (in float32, then cast to the map's dtype) where autograd's own
-    gradient of ``var_mean`` on a float32 copy takes several full passes (5x slower on a bf16
-    relu1_1 map of a training batch).
+    ``(x - mean)·a + g_mean / n`` per channel, with a = g_std / (n·std): a subtraction and a fused
+    multiply-add over the map in float32, then a cast to the map's dtype, where autograd's own
+    gradient of ``var_mean`` on a float32 copy takes several more full passes (5x slower on a
+    bf16 relu1_1 map of a training batch).
     """
 
     @staticmethod
@@ -83,8 +83,10 @@ class _MeanStd(torch.autograd.Function):
         n = feat.shape[-2] * feat.shape[-1]
         g_mean = torch.zeros_like(mean) if g_mean is None else g_mean.float()
         a = torch.zeros_like(std) if g_std is None else g_std.float() / (n * std)
-        b = g_mean / n - mean * a
-        grad = torch.addcmul(b, feat, a)  # float32: b and a are
+        # (x - mean) in float32, as the forward computed it (float64 maps too): exact zeros where
+        # x equals the mean, so a flat channel gets no std gradient from rounding
+        d = (feat.float() if feat.dtype == torch.float64 else feat) - mean
+        grad = torch.addcmul(g_mean / n, d, a, out=d)
         fmt = torch.channels_last if feat.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         return grad.to(feat.dtype, memory_format=fmt), None
 
