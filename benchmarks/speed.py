@@ -51,6 +51,18 @@ def timeit(fn, repeats: int) -> float:
     return statistics.median(ts)
 
 
+def allocator() -> str:
+    """Which malloc this process runs: tcmalloc or jemalloc when preloaded (LD_PRELOAD), else the C library's."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    for name in ("tcmalloc", "jemalloc", "mimalloc"):
+        if f"lib{name}" in maps:
+            return name
+    return "the C library's malloc"
+
+
 def hardware(device: str) -> str:
     """CPU model and its bf16 matrix features (from /proc/cpuinfo), or the GPU's name."""
     model, flags = "", set()
@@ -67,7 +79,8 @@ def hardware(device: str) -> str:
     has = lambda f: "yes" if f in flags else "no"  # noqa: E731
     line = (
         f"CPU: {model or platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads; "
-        f"avx512_bf16: {has('avx512_bf16')}, amx_bf16: {has('amx_bf16')}, amx_tile: {has('amx_tile')}"
+        f"avx512_bf16: {has('avx512_bf16')}, amx_bf16: {has('amx_bf16')}, amx_tile: {has('amx_tile')}; "
+        f"allocator: {allocator()}"
     )
     if device.startswith("cuda") and torch.cuda.is_available():
         line += f"; GPU: {torch.cuda.get_device_name(torch.device(device))}"

@@ -24,6 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import stylekit.encoder  # noqa: E402
 import stylekit.losses  # noqa: E402
 import stylekit.ops  # noqa: E402
@@ -83,7 +84,10 @@ def main() -> None:
         opt.step()
         return time.perf_counter() - t0
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {dtype}, batch {a.batch_size}, channels-last")
+    from speed import hardware
+
+    print(f"torch {torch.__version__}, {dtype}, batch {a.batch_size}, channels-last")
+    print(hardware("cpu"))
     print(f"{'crop':>6}{'baseline s':>12}{'stylekit s':>12}{'stylekit / baseline':>21}")
     for crop in a.crops:
         c, s = (torch.rand(a.batch_size, 3, crop, crop).contiguous(memory_format=torch.channels_last) for _ in range(2))
