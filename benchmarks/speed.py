@@ -51,6 +51,9 @@ def timeit(fn, repeats: int) -> float:
     return statistics.median(ts)
 
 
+TUNED: list[bool] = []  # whether --tune-malloc took effect
+
+
 def allocator() -> str:
     """Which malloc this process runs: tcmalloc or jemalloc when preloaded (LD_PRELOAD), else the C library's."""
     try:
@@ -60,7 +63,7 @@ def allocator() -> str:
     for name in ("tcmalloc", "jemalloc", "mimalloc"):
         if f"lib{name}" in maps:
             return name
-    return "the C library's malloc"
+    return "the C library's malloc" + (", tuned (stylekit.device.tune_malloc)" if any(TUNED) else "")
 
 
 def hardware(device: str) -> str:
@@ -130,6 +133,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tune-malloc", action="store_true", help="call stylekit.device.tune_malloc() first (as the CLI does)")
     args = ap.parse_args()
 
     photo, painting = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
@@ -149,6 +153,10 @@ def main() -> None:
         return lambda: stylekit.transfer(c, style, device=args.device, dtype=dt)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    if args.tune_malloc:
+        from stylekit.device import tune_malloc
+
+        TUNED.append(tune_malloc())
     print(hardware(args.device))
     ceiling = {dt: conv_ceiling(args.device, d, args.repeats) for dt, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     print(f"conv ceiling (3x3, 256->256, 128x88, channels-last): fp32 {ceiling['fp32']:.0f} GFLOPS, bf16 {ceiling['bf16']:.0f} GFLOPS")

@@ -66,7 +66,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--tune-malloc", action="store_true", help="call stylekit.device.tune_malloc() first (as the CLI does)")
     a = ap.parse_args()
+    if a.tune_malloc:
+        import speed
+        from stylekit.device import tune_malloc
+
+        speed.TUNED.append(tune_malloc())
     dev = torch.device("cpu")
     dtype = resolve_dtype(dev, a.dtype)
     torch.manual_seed(0)

@@ -411,6 +411,10 @@ def _run(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``stylekit`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     a = build_parser().parse_args(argv)
+    if os.environ.get("STYLEKIT_MALLOC", "tuned") != "default":
+        from .device import tune_malloc
+
+        tune_malloc()  # the command owns its process: keep large freed blocks (see tune_malloc)
     try:
         return _run(a)
     except KeyboardInterrupt:

@@ -337,3 +337,20 @@ def test_transfer_with_a_bad_decoder_file_is_one_line(imgs, tmp_path, capsys):
     assert code == 2
     assert "bad.safetensors" in _one_line(capsys.readouterr().err)
     assert not (tmp_path / "x.png").exists()
+
+
+# ----------------------------------------------------------------------------- malloc
+
+
+@pytest.mark.parametrize("setting, called", [("tuned", True), (None, True), ("default", False)])
+def test_the_command_tunes_malloc_unless_told_not_to(monkeypatch, setting, called, capsys):
+    import stylekit.device
+
+    calls = []
+    monkeypatch.setattr(stylekit.device, "tune_malloc", lambda: calls.append(1) or True)
+    if setting is None:
+        monkeypatch.delenv("STYLEKIT_MALLOC", raising=False)
+    else:
+        monkeypatch.setenv("STYLEKIT_MALLOC", setting)
+    assert main(["info"]) == 0
+    assert bool(calls) == called
