@@ -21,12 +21,10 @@ import stylekit
 from stylekit import (
     AdaINModel,
     ArgumentError,
-    Decoder,
     ImageError,
     ShapeError,
     Style,
     StyleTransfer,
-    VGGEncoder,
     WeightsError,
     transfer,
 )
@@ -38,12 +36,6 @@ needs_decoder = pytest.mark.skipif(
 )
 EXAMPLES = Path(stylekit.__file__).parent / "examples"
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> AdaINModel:
-    torch.manual_seed(0)
-    return AdaINModel(VGGEncoder.from_pretrained(), Decoder())
 
 
 @pytest.fixture(scope="module")

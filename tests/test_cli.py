@@ -29,12 +29,6 @@ CAT, WAVE = EXAMPLES / "chelsea_cat.jpg", EXAMPLES / "renoir_the_wave_1879_aic81
 needs_decoder = pytest.mark.skipif(not DECODER.exists(), reason="the shipped decoder weights are not there yet")
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> AdaINModel:
-    torch.manual_seed(0)
-    return AdaINModel(VGGEncoder.from_pretrained(), Decoder())
-
-
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch, tiny_model: AdaINModel) -> AdaINModel:
     """stylekit.transfer() builds the tiny model instead of loading the shipped decoder."""

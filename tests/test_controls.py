@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import stylekit
-from stylekit import AdaINModel, ArgumentError, Decoder, ImageError, ShapeError, StyleTransfer, VGGEncoder, transfer
+from stylekit import AdaINModel, ArgumentError, ImageError, ShapeError, StyleTransfer, VGGEncoder, transfer
 from stylekit import api
 from stylekit.color import keep_luminance, match_color, rgb_to_yiq
 from stylekit.masks import read_mask, region_weights, resize_masks
@@ -45,17 +45,6 @@ CAT, WAVE, GAUGUIN, ASTRO = (
     "chelsea_cat.jpg", "renoir_the_wave_1879_aic81557.jpg", "gauguin_why_are_you_angry_1896_aic19339.jpg",
     "astronaut_nasa.jpg",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> AdaINModel:
-    torch.manual_seed(0)
-    return AdaINModel(VGGEncoder.from_pretrained(), Decoder())
-
-
-@pytest.fixture(scope="module")
-def stx(tiny_model: AdaINModel) -> StyleTransfer:
-    return StyleTransfer("cpu", "fp32", model=tiny_model)
 
 
 @pytest.fixture(scope="module")

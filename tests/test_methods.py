@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import stylekit
-from stylekit import AdaINModel, ArgumentError, Decoder, ShapeError, StyleTransfer, VGGEncoder, transfer
+from stylekit import AdaINModel, ArgumentError, ShapeError, StyleTransfer, transfer
 from stylekit import api
 from stylekit.gatys import INITS, gatys, gram
 from stylekit.style import Style
@@ -24,17 +24,6 @@ def example(name: str, short: int) -> torch.Tensor:
     s = short / min(img.size)
     img = img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS)
     return torch.from_numpy(np.asarray(img, np.float32) / 255).permute(2, 0, 1)[None].contiguous()
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> AdaINModel:
-    torch.manual_seed(0)
-    return AdaINModel(VGGEncoder.from_pretrained(), Decoder())
-
-
-@pytest.fixture(scope="module")
-def stx(tiny_model: AdaINModel) -> StyleTransfer:
-    return StyleTransfer("cpu", "fp32", model=tiny_model)
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,6 @@ from stylekit.pipeline import Runner, StyleCache, check_options, plan
 BF16 = torch.bfloat16
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> AdaINModel:
-    torch.manual_seed(0)
-    return AdaINModel(VGGEncoder.from_pretrained(), Decoder())
-
-
 def _model() -> AdaINModel:
     """A model of its own, for the tests that change its weights."""
     torch.manual_seed(0)
