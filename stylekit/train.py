@@ -61,7 +61,9 @@ class TrainConfig:
         init: a decoder safetensors file to start from (e.g. the shipped weights); default random.
             ``steps`` counts this run's steps; the exported decoder's ``step`` metadata adds the
             steps recorded in ``init`` (its ``run_step`` is this run's alone).
-        resume: continue from ``out/checkpoint.safetensors`` if it exists.
+        resume: continue from ``out/checkpoint.safetensors`` if it exists (with this config's
+            ``lr``: the same as before continues bit for bit, another changes the rate from the
+            resumed step on).
     """
 
     content_dir: str
@@ -244,8 +246,12 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     if cfg.resume and ckpt_path.exists():
         start, stats = _load_checkpoint(ckpt_path, decoder, opt)
         decoder.to(device, memory_format=torch.channels_last)
+        before = opt.param_groups[0].get("initial_lr", cfg.lr)
+        for g in opt.param_groups:  # the lr asked for now, not the checkpoint's, rules from here on
+            g["initial_lr"] = cfg.lr
         if is_main:
-            print(f"resuming from {ckpt_path} at step {start}")
+            changed = f" with lr {cfg.lr:g} (the checkpoint's run had {before:g})" if before != cfg.lr else ""
+            print(f"resuming from {ckpt_path} at step {start}{changed}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor, last_epoch=start - 1)
 
     if world > 1:

@@ -489,3 +489,16 @@ def test_lr_warmup_ramps_then_follows_the_decay(data, tmp_path: Path) -> None:
     assert logged == pytest.approx([1e-3 * ramp.lr_factor(s) for s in range(1, 4)], rel=1e-2)
     with pytest.raises(ArgumentError, match="lr_warmup"):
         train(**_kw(data, tmp_path / "bad", steps=1, lr_warmup=-1))
+
+
+@pytest.mark.filterwarnings("ignore:skipped unreadable images")
+def test_resume_with_another_lr_uses_it(data, tmp_path: Path, four_steps: Path, capsys) -> None:
+    """--lr on a resumed run is not silently ignored: the new rate rules from the resumed step on."""
+    out = tmp_path / "resumed"
+    shutil.copytree(four_steps, out)
+    lr4 = float(_log_rows(out)[-1][4])  # the rate after step 4 with COMMON's default lr
+    train(**_kw(data, out, steps=6, lr=TrainConfig(content_dir="c", style_dir="s").lr * 10))
+    assert "(the checkpoint's run had" in capsys.readouterr().out
+    rows = _log_rows(out)
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert float(rows[4][4]) == pytest.approx(10 * lr4 * (1 + 5e-5 * 4) / (1 + 5e-5 * 5), rel=1e-2)
