@@ -30,8 +30,9 @@ import stylekit.losses  # noqa: E402
 import stylekit.ops  # noqa: E402
 import stylekit.padding  # noqa: E402
 from stylekit import AdaINModel, Decoder, VGGEncoder  # noqa: E402
-from stylekit.device import autocast, resolve_dtype  # noqa: E402
+from stylekit.device import resolve_dtype  # noqa: E402
 from stylekit.losses import AdaINLoss  # noqa: E402
+from stylekit.train import train_step  # noqa: E402
 
 
 def _autograd_pad(x: torch.Tensor) -> torch.Tensor:
@@ -82,12 +83,7 @@ def main() -> None:
 
     def step(c: torch.Tensor, s: torch.Tensor) -> float:
         t0 = time.perf_counter()
-        with autocast(dev, dtype):
-            o = model(c, s, return_features=True)
-            loss, _, _ = loss_fn(o.image, o.target, o.style_feats)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, loss_fn, opt, c, s, dev, dtype)  # what stylekit.train runs per step
         return time.perf_counter() - t0
 
     from speed import hardware

@@ -1,4 +1,4 @@
-"""Device and precision choice, made in one place."""
+"""Device, precision and memory-format choice, made in one place."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from .errors import ArgumentError
 
-__all__ = ["resolve_device", "resolve_dtype", "autocast", "cpu_has_fast_bf16", "tune_malloc"]
+__all__ = ["resolve_device", "resolve_dtype", "autocast", "cpu_has_fast_bf16", "is_channels_last", "tune_malloc"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -65,6 +65,19 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = "auto"
     if dtype not in names:
         raise ArgumentError(f"dtype={dtype!r} is not one of 'auto', {', '.join(map(repr, names))}")
     return names[dtype]
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a 4-d tensor laid out channels-last (and not also plain contiguous,
+    as maps with one channel or one pixel are).
+
+    Example:
+        >>> is_channels_last(torch.zeros(1, 3, 4, 4).contiguous(memory_format=torch.channels_last))
+        True
+        >>> is_channels_last(torch.zeros(1, 3, 4, 4))
+        False
+    """
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -11,13 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .device import is_channels_last
+
 __all__ = ["reflect_pad", "ReflectPad"]
-
-
-def _memory_format(x: Tensor) -> torch.memory_format:
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 def _pad(x: Tensor) -> Tensor:
@@ -39,7 +35,8 @@ def _unpad(g: Tensor) -> Tensor:
     """
     h, w = g.shape[-2] - 2, g.shape[-1] - 2
     i, j = int(h > 1), int(w > 1)
-    out = g[..., 1:-1, 1:-1].clone(memory_format=_memory_format(g))
+    fmt = torch.channels_last if is_channels_last(g) else torch.contiguous_format
+    out = g[..., 1:-1, 1:-1].clone(memory_format=fmt)
     top, bottom = g[..., 0, 1:-1].clone(), g[..., -1, 1:-1].clone()  # border rows, corners folded in
     top[..., j] += g[..., 0, 0]
     top[..., w - 1 - j] += g[..., 0, -1]

@@ -38,7 +38,7 @@ from .losses import TAP_SCALE, AdaINLoss
 from .model import AdaINModel
 from .weights import load_file, save_file
 
-__all__ = ["TrainConfig", "train", "TrainResult"]
+__all__ = ["TrainConfig", "train", "train_step", "TrainResult"]
 
 
 @dataclass
@@ -214,6 +214,24 @@ def _to_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def train_step(
+    model: torch.nn.Module, loss_fn: AdaINLoss, opt: torch.optim.Optimizer,
+    content: torch.Tensor, style: torch.Tensor, device: torch.device, dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step of the AdaIN objective; returns (total, content, style) losses.
+
+    ``model`` is an :class:`AdaINModel` (or its DDP wrapper); the forward and the losses run under
+    ``autocast(device, dtype)``. The learning-rate schedule is the caller's.
+    """
+    with autocast(device, dtype):
+        o = model(content, style, return_features=True)
+        loss, lc, ls = loss_fn(o.image, o.target, o.style_feats)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, lc, ls
+
+
 def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     """Train (or go on training) a decoder; returns the final step and losses.
 
@@ -286,12 +304,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                     if is_main:
                         warnings.warn(f"skipped unreadable images: {batch['skipped'][:3]} (total {stats['skipped']})", stacklevel=1)
                 c, s = _to_input(batch["content"], device), _to_input(batch["style"], device)
-                with autocast(device, dtype):
-                    o = runner(c, s, return_features=True)
-                    loss, lc, ls = loss_fn(o.image, o.target, o.style_feats)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss, lc, ls = train_step(runner, loss_fn, opt, c, s, device, dtype)
                 sched.step()
                 step += 1
                 if not math.isfinite(loss.item()):
