@@ -37,6 +37,23 @@ def test_keeps_channels_last_and_dtype(dtype: torch.dtype) -> None:
     assert y.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_stays_bf16_under_cpu_autocast(requires_grad: bool) -> None:
+    """torch's reflection padding autocasts to float32 on the CPU: a float32 copy of every map
+    that the next convolution casts back (35 % of a 512 px transfer). Ours keeps the dtype."""
+    x = torch.randn(2, 16, 9, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(requires_grad)
+    conv = torch.nn.Conv2d(16, 4, 3).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = reflect_pad(x)
+        assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+        out = conv(y)
+    torch.testing.assert_close(y, torch.nn.functional.pad(x.float(), (1, 1, 1, 1), mode="reflect").to(torch.bfloat16), rtol=0, atol=0)
+    if requires_grad:
+        out.float().square().sum().backward()
+        assert x.grad is not None and x.grad.dtype == torch.bfloat16 and torch.isfinite(x.grad.float()).all()
+
+
 def test_one_pixel_side_is_repeated() -> None:
     x = torch.randn(1, 2, 1, 4)
     y = reflect_pad(x)
