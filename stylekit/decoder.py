@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ShapeError, WeightsError
-from .padding import ReflectPad
+from .padding import ReflectPad, relu_pad
 from .weights import DECODER, load_file
 
 __all__ = ["Decoder"]
@@ -54,7 +54,14 @@ class Decoder(nn.Module):
             raise ShapeError(f"decoder input must be (B, 512, h, w) relu4_1 features, got {tuple(t.shape)}")
         if min(t.shape[-2:]) < 2:  # reflection padding needs 2 pixels (images of 16 px and up)
             raise ShapeError(f"decoder input must be at least 2x2 (images of 16 px), got {tuple(t.shape[-2:])}")
-        return self.net(t)
+        layers = list(self.net)
+        k = 0
+        while k < len(layers):
+            if isinstance(layers[k], nn.ReLU) and k + 1 < len(layers) and isinstance(layers[k + 1], ReflectPad):
+                t, k = relu_pad(t), k + 2  # the ReLU written into the padded map: one pass, not two
+            else:
+                t, k = layers[k](t), k + 1
+        return t
 
     @classmethod
     def from_pretrained(cls) -> Decoder:

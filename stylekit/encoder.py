@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ArgumentError, ShapeError, WeightsError
-from .padding import reflect_pad
+from .padding import reflect_pad, relu_pad
 from .weights import ENCODER
 
 __all__ = ["VGGEncoder", "TAPS", "STYLE_TAPS", "CONV_SHAPES"]
@@ -114,24 +114,36 @@ class VGGEncoder(nn.Module):
             raise ShapeError(f"tap {TAPS[last]} needs images of at least {need}x{need} px, got {tuple(x.shape[-2:])}")
         out: dict[str, Tensor] = {}
         x = x - self.mean.to(x.dtype)
+        reflect = self.padding == "reflect"
+        relu_due = False  # x is a conv output whose ReLU is still to come, folded into what follows
         seen = 0
-        for p in _PLAN:
-            if p == "pool":
+        for k, p in enumerate(_PLAN):
+            if p == "pool":  # relu(max_pool(x)) = max_pool(relu(x)), on a quarter of the pixels
                 x = nn.functional.max_pool2d(x, 2, 2)
+                x = torch.relu_(x) if relu_due else x
+                relu_due = False
                 continue
-            name = p[0]
-            x = self.convs[name](reflect_pad(x) if self.padding == "reflect" else x)
+            name, relu = p[0], "relu" + p[0][4:]
+            if relu_due:  # reflection padding with the ReLU written into it: one pass, not two
+                x = relu_pad(x)
+            elif reflect:
+                x = reflect_pad(x)
+            x = self.convs[name](x)
             if name in wanted:
                 out[name] = x
-                x = torch.relu(x)
-            else:  # in place: a convolution's gradient needs its input, not its output
-                x = torch.relu_(x)
-            relu = "relu" + name[4:]
-            if relu in wanted:
-                out[relu] = x
             seen += 2
             if seen > last:
+                if relu in wanted:
+                    out[relu] = torch.relu(x) if name in wanted else torch.relu_(x)
                 break
+            if relu in wanted or not (reflect or _PLAN[k + 1] == "pool"):
+                # in place unless the pre-ReLU map is a tap (a convolution's gradient needs its
+                # input, not its output)
+                x = torch.relu(x) if name in wanted else torch.relu_(x)
+                if relu in wanted:
+                    out[relu] = x
+            else:
+                relu_due = True
         return out
 
     def encode(self, x: Tensor, tap: str = "relu4_1") -> Tensor:

@@ -26,6 +26,26 @@ def test_output_is_eight_times_the_input(decoder: Decoder, h: int, w: int) -> No
     assert y.dtype == torch.float32 and torch.isfinite(y).all()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_forward_matches_its_layers_run_in_order(channels_last: bool) -> None:
+    """The forward writes each ReLU into the padding after it: the same output and gradients as
+    ``decoder.net`` (the plain sequence of layers) run module by module."""
+    dec = Decoder.from_pretrained()
+    t = torch.randn(2, 512, 5, 4)
+    if channels_last:
+        dec, t = dec.to(memory_format=torch.channels_last), t.contiguous(memory_format=torch.channels_last)
+    ta, tb = t.clone().requires_grad_(), t.clone().requires_grad_()
+    ya, yb = dec(ta), dec.net(tb)
+    assert torch.equal(ya, yb)
+    ya.square().sum().backward()
+    ga = [p.grad.clone() for p in dec.parameters()]
+    dec.zero_grad(set_to_none=True)
+    yb.square().sum().backward()
+    torch.testing.assert_close(ta.grad, tb.grad)
+    for a, p in zip(ga, dec.parameters()):
+        torch.testing.assert_close(a, p.grad)
+
+
 def test_every_trainable_parameter_gets_a_gradient(decoder: Decoder) -> None:
     decoder.zero_grad(set_to_none=True)
     t = torch.relu(torch.randn(2, 512, 3, 4, generator=torch.Generator().manual_seed(1)))

@@ -184,3 +184,55 @@ def test_tiny_inputs_reach_relu5_1_with_reflection() -> None:
 def test_padding_argument_is_checked() -> None:
     with pytest.raises(ArgumentError, match="padding"):
         VGGEncoder(padding="circular")
+
+
+def _layer_by_layer(enc: VGGEncoder, x: torch.Tensor, taps) -> dict[str, torch.Tensor]:
+    """The network written out plainly: (pad), conv, ReLU after every conv, pool after blocks."""
+    import torch.nn.functional as F
+
+    from stylekit.encoder import _PLAN
+
+    out: dict[str, torch.Tensor] = {}
+    x = x - enc.mean.to(x.dtype)
+    for p in _PLAN:
+        if p == "pool":
+            x = F.max_pool2d(x, 2, 2)
+            continue
+        name = p[0]
+        x = enc.convs[name](F.pad(x, (1, 1, 1, 1), mode="reflect") if enc.padding == "reflect" else x)
+        if name in taps:
+            out[name] = x
+        x = torch.relu(x)
+        if "relu" + name[4:] in taps:
+            out["relu" + name[4:]] = x
+        if set(out) == set(taps):
+            return out
+    return out
+
+
+TAP_SETS = [STYLE_TAPS, ("relu4_1",), ("conv4_2",), ("conv1_2", "relu1_2"), ("relu1_2", "conv2_2", "relu3_4"), TAPS]
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+@pytest.mark.parametrize("taps", TAP_SETS, ids=lambda t: "+".join(t) if len(t) < 5 else "all")
+def test_forward_matches_the_layer_by_layer_network(image: torch.Tensor, padding: str, taps) -> None:
+    """The forward folds each ReLU into the padding after it (or runs it after the max-pool, on a
+    quarter of the pixels): the same features and input gradients as the plain network."""
+    enc = VGGEncoder.from_pretrained(padding)
+    xa, xb = image.clone().requires_grad_(), image.clone().requires_grad_()
+    a, b = enc(xa, taps), _layer_by_layer(enc, xb, taps)
+    assert set(a) == set(taps)
+    for t in taps:  # float32 rounding: within 1e-5 of each map's largest value
+        assert float((a[t] - b[t]).detach().abs().max()) <= 1e-5 * float(b[t].detach().abs().max()), t
+    sum((i + 1) * a[t].sum() for i, t in enumerate(taps)).backward()
+    sum((i + 1) * b[t].sum() for i, t in enumerate(taps)).backward()
+    assert float((xa.grad - xb.grad).abs().max()) <= 1e-5 * float(xb.grad.abs().max())
+
+
+def test_bf16_channels_last_inference_is_bit_identical_to_the_layer_by_layer_network(image: torch.Tensor) -> None:
+    enc = VGGEncoder.from_pretrained().to(memory_format=torch.channels_last)
+    x = image.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = enc(x, STYLE_TAPS), _layer_by_layer(enc, x, STYLE_TAPS)
+    for t in STYLE_TAPS:
+        assert a[t].dtype == torch.bfloat16 and torch.equal(a[t], b[t]), t

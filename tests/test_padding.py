@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stylekit.padding import ReflectPad, reflect_pad
+from stylekit.padding import ReflectPad, reflect_pad, relu_pad
 
 
 @settings(max_examples=40, deadline=None)
@@ -97,3 +97,24 @@ def test_gradcheck() -> None:
     for shape in [(1, 2, 3, 4), (2, 1, 1, 5), (1, 3, 4, 1), (1, 1, 1, 1)]:
         x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(reflect_pad, (x,))
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), c=st.integers(1, 4), channels_last=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float64]))  # fmt: skip
+def test_relu_pad_is_reflect_pad_of_relu(h: int, w: int, c: int, channels_last: bool, dtype: torch.dtype) -> None:
+    x = torch.randn(2, c, h, w).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = relu_pad(xa), reflect_pad(torch.relu(xb))
+    assert torch.equal(ya, yb) and ya.stride() == yb.stride()
+    g = torch.randn(ya.shape).to(dtype)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    assert torch.equal(xa.grad, xb.grad)
+
+
+def test_relu_pad_gradcheck() -> None:
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(relu_pad, (x,))
