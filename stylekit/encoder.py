@@ -132,18 +132,16 @@ class VGGEncoder(nn.Module):
             if name in wanted:
                 out[name] = x
             seen += 2
-            if seen > last:
-                if relu in wanted:
-                    out[relu] = torch.relu(x) if name in wanted else torch.relu_(x)
-                break
-            if relu in wanted or not (reflect or _PLAN[k + 1] == "pool"):
+            if relu in wanted or not (reflect or seen > last or _PLAN[k + 1] == "pool"):
                 # in place unless the pre-ReLU map is a tap (a convolution's gradient needs its
                 # input, not its output)
                 x = torch.relu(x) if name in wanted else torch.relu_(x)
                 if relu in wanted:
                     out[relu] = x
             else:
-                relu_due = True
+                relu_due = True  # (or nothing follows: the last tap is this pre-ReLU map)
+            if seen > last:
+                break
         return out
 
     def encode(self, x: Tensor, tap: str = "relu4_1") -> Tensor:
