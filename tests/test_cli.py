@@ -20,7 +20,7 @@ from PIL import Image
 
 import stylekit
 from stylekit import AdaINModel, Decoder, VGGEncoder, api
-from stylekit.cli import main
+from stylekit.cli import DEMO_SIZE, main
 from stylekit.weights import DECODER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +217,10 @@ def test_preserve_color_swallowing_a_file_name(imgs, tmp_path, capsys):
 def test_demo(tiny, tmp_path, capsys):
     out = tmp_path / "demo.jpg"
     assert main(["demo", "-o", str(out), "--device", "cpu"]) == 0
-    assert Image.open(out).size == Image.open(CAT).size
+    w, h = Image.open(CAT).size
+    assert Image.open(out).size == (round(w * DEMO_SIZE / h), DEMO_SIZE)  # twice the photo's size
+    assert main(["demo", "-o", str(out), "--device", "cpu", "--size", str(h)]) == 0
+    assert Image.open(out).size == (w, h)
 
 
 def test_info(capsys):
@@ -301,7 +304,7 @@ def test_subprocess_pipe_stdin_to_stdout():
 def test_subprocess_demo_with_the_shipped_decoder(tmp_path):
     r = _run(["demo", "-o", str(tmp_path / "demo.jpg")])
     assert r.returncode == 0, r.stderr.decode()
-    assert Image.open(tmp_path / "demo.jpg").size == (451, 300)
+    assert Image.open(tmp_path / "demo.jpg").size == (902, 600)
 
 
 # ----------------------------------------------------------------------------- --decoder

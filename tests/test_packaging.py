@@ -164,6 +164,6 @@ def test_wheel_installs_offline_and_runs(tmp_path: Path):
         assert r.returncode == 0, r.stderr
         from PIL import Image
 
-        assert Image.open(tmp_path / "demo.jpg").size == (451, 300)
+        assert Image.open(tmp_path / "demo.jpg").size == (902, 600)
     else:
         pytest.skip("the wheel has no decoder yet: stylekit demo not run")
