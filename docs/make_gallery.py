@@ -1,6 +1,6 @@
 """Fill the documentation's gallery with real results of the shipped decoder.
 
-    python docs/make_gallery.py [--size 320] [--device auto]
+    python docs/make_gallery.py [--size 512] [--device auto]
 
 Writes ``docs/images/gallery/*.jpg``, ``docs/images/demo_sheet.jpg`` (the README's picture:
 content | style | ``stylekit demo``'s result) and rewrites ``docs/gallery.md``, which records the
@@ -51,7 +51,7 @@ def save(img: Image.Image, name: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", type=int, default=320, help="short side of the results in px")
+    ap.add_argument("--size", type=int, default=512, help="short side of the results in px")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
     if not DECODER.exists():

@@ -1,6 +1,11 @@
 """Ship a trained decoder: copy a run's ``decoder.safetensors`` into the package and record its sha256.
 
     python tools/ship_decoder.py runs/ship/decoder.safetensors --history "steps 7472-12000 at 192 px crops"
+    python tools/ship_decoder.py snapshots/*.safetensors --history "..."   # their average
+
+Several files (exports of one run, e.g. one every 100 steps) are averaged weight by weight (a
+uniform Polyak average: it smooths out the step-to-step noise of the last weights); the metadata
+is the latest one's (by step), with ``averaged`` saying over which steps.
 
 The decoder is validated first (``Decoder.from_file``: keys, shapes, dtypes, finite values).
 Its metadata keeps everything training wrote (step, loss weights, date, ...), with the data
@@ -17,6 +22,8 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,12 +42,21 @@ def relative_data_dir(path: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("decoder", type=Path, help="a decoder.safetensors written by stylekit train")
+    ap.add_argument("decoder", type=Path, nargs="+", help="decoder.safetensors written by stylekit train (several: averaged)")
     ap.add_argument("--history", default="", help="what this run did, appended to the shipped history")
     a = ap.parse_args()
 
-    new = Decoder.from_file(a.decoder)
+    decoders = sorted((Decoder.from_file(f) for f in a.decoder), key=lambda d: int(d.meta.get("step", 0)))
+    new = decoders[-1]
     meta = dict(new.meta)
+    if len(decoders) > 1:
+        steps = sorted({int(d.meta.get("step", 0)) for d in decoders})
+        if len(steps) != len(decoders):
+            sys.exit("error: two of the files are at the same step (the same export twice?)")
+        with torch.no_grad():
+            for name, p in new.state_dict().items():
+                p.copy_(torch.stack([d.state_dict()[name].double() for d in decoders]).mean(0))
+        meta["averaged"] = f"{len(decoders)} exports, steps {steps[0]}-{steps[-1]}"
     meta.pop("format", None)
     for key in ("content_dir", "style_dir"):
         if key in meta:
@@ -60,7 +76,8 @@ def main() -> None:
     lines = [ln for ln in sums.read_text().splitlines() if ln.strip() and not ln.endswith("  decoder.safetensors")]
     sums.write_text("\n".join([*lines, f"{sha}  decoder.safetensors"]) + "\n")
     Decoder.from_pretrained()  # loads through the registry: the sha256 just recorded must match
-    print(f"shipped {a.decoder} as {TARGET.relative_to(ROOT)} (step {meta.get('step')}, sha256 {sha[:16]}...)")
+    what = a.decoder[0] if len(a.decoder) == 1 else f"the average of {len(a.decoder)} decoders ({meta['averaged']})"
+    print(f"shipped {what} as {TARGET.relative_to(ROOT)} (step {meta.get('step')}, sha256 {sha[:16]}...)")
 
 
 if __name__ == "__main__":
