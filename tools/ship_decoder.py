@@ -53,9 +53,10 @@ def main() -> None:
         steps = sorted({int(d.meta.get("step", 0)) for d in decoders})
         if len(steps) != len(decoders):
             sys.exit("error: two of the files are at the same step (the same export twice?)")
+        states = [d.state_dict() for d in decoders]
         with torch.no_grad():
-            for name, p in new.state_dict().items():
-                p.copy_(torch.stack([d.state_dict()[name].double() for d in decoders]).mean(0))
+            for name, p in states[-1].items():
+                p.copy_(torch.stack([st[name].double() for st in states]).mean(0))
         meta["averaged"] = f"{len(decoders)} exports, steps {steps[0]}-{steps[-1]}"
     meta.pop("format", None)
     for key in ("content_dir", "style_dir"):
