@@ -58,8 +58,8 @@ def _style_opts(p: argparse.ArgumentParser, size: int | None = None, size_help: 
     p.add_argument("--size", type=int, default=size, help=f"resize so the short side is SIZE px ({size_help})")
 
 
-def _transfer_opts(p: argparse.ArgumentParser, **size) -> None:
-    _style_opts(p, **size)
+def _transfer_opts(p: argparse.ArgumentParser, size: int | None = None, size_help: str = "default: keep") -> None:
+    _style_opts(p, size, size_help)
     p.add_argument("--preserve-color", nargs="?", const="luminance", default=None, metavar="MODE",
                    help="keep the content's colours: luminance (the default MODE) or histogram")  # fmt: skip
     p.add_argument("--method", default=None, help="adain (default), wct or gatys, as stylekit.transfer(method=)")

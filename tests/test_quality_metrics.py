@@ -1,0 +1,45 @@
+"""The measures benchmarks/quality.py reports (its numbers go into the docs), checked on pictures
+whose answer is known."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+_spec = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
+quality = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(quality)
+
+
+def _smooth(seed: int = 0, size: int = 128) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand(3, 1, size, size, generator=g)
+    return quality.gaussian(noise, 2.0).view(1, 3, size, size)  # the blur takes one channel
+
+
+def test_grid_peak_is_about_one_without_a_grid() -> None:
+    assert 0.5 < quality.grid_peak(_smooth()) < 2.0
+
+
+def test_grid_peak_finds_a_four_pixel_grid() -> None:
+    x = _smooth()
+    clean = quality.grid_peak(x)
+    i = torch.arange(x.shape[-1])
+    pattern = 0.02 * ((i % 4 < 2).float() - 0.5)  # 4 px period, 2% of the range
+    gridded = x + pattern.view(1, 1, 1, -1) + pattern.view(1, 1, -1, 1)
+    assert quality.grid_peak(gridded) > 5 * clean
+
+
+def test_ssim_blurred_is_one_for_the_same_picture_and_lower_for_another() -> None:
+    x = _smooth()
+    a = 0.5 + 0.2 * (x - x.mean()) / x.std()  # a picture with contrast (SSIM's constants assume [0, 1])
+    assert abs(quality.ssim_blurred(a, a) - 1.0) < 1e-6
+    assert quality.ssim_blurred(a, 1 - a) < 0  # the negative: every structure inverted
+
+
+def test_grad_energy_is_zero_for_a_flat_picture_and_grows_with_texture() -> None:
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    assert quality.grad_energy(flat) == 0.0
+    assert quality.grad_energy(_smooth()) < quality.grad_energy(torch.rand(1, 3, 128, 128))
