@@ -296,8 +296,9 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     t0 = time.perf_counter()
     model.train()
     model.encoder.eval()
+    flag = _StopFlag()
     try:
-        with _StopFlag() as flag:
+        with flag:
             for batch in loader:
                 if batch["skipped"]:
                     stats["skipped"] += len(batch["skipped"])
@@ -325,6 +326,12 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                     _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, last)
                 if _any_rank(flag.stop, device, world):
                     break
+    except RuntimeError as e:
+        # A signal sent to the whole process group (kill -- -PGID, a batch scheduler, a terminal's
+        # Ctrl-C) reaches the DataLoader workers too; one that dies of it before this process
+        # finishes its step is part of the same stop, not an error.
+        if not (flag.stop and "DataLoader worker" in str(e)):
+            raise
     finally:
         if step > start:
             _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, last)

@@ -378,11 +378,17 @@ def test_sigkill_leaves_a_loadable_checkpoint_and_resume_is_exact(data, tmp_path
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(data, tmp_path: Path, spawn) -> None:
+@pytest.mark.parametrize("target", ["process", "group"])
+def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(data, tmp_path: Path, spawn, target: str) -> None:
+    # "group": SIGTERM to the whole process group (kill -- -PGID, a batch scheduler), which also
+    # kills the DataLoader worker under the training loop
     out = tmp_path / "termed"
-    proc = _start(spawn, tmp_path, _kw(data, out, steps=1000))
+    proc = _start(spawn, tmp_path, _kw(data, out, steps=1000, workers=1 if target == "group" else COMMON["workers"]))
     _wait_for(lambda: _logged_steps(out) >= 2, proc)
-    proc.send_signal(signal.SIGTERM)
+    if target == "group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr[-3000:]
     line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT"))
