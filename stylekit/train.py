@@ -327,8 +327,8 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                 if _any_rank(flag.stop, device, world):
                     break
     except RuntimeError as e:
-        # A signal sent to the whole process group (kill -- -PGID, a batch scheduler, a terminal's
-        # Ctrl-C) reaches the DataLoader workers too; one that dies of it before this process
+        # A SIGTERM sent to the whole process group (kill -- -PGID, a batch scheduler) reaches
+        # the DataLoader workers too; one that dies of it before this process
         # finishes its step is part of the same stop, not an error.
         if not (flag.stop and "DataLoader worker" in str(e)):
             raise

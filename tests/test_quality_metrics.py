@@ -32,7 +32,7 @@ def test_grid_peak_finds_a_four_pixel_grid() -> None:
     assert quality.grid_peak(gridded) > 5 * clean
 
 
-def test_ssim_blurred_is_one_for_the_same_picture_and_lower_for_another() -> None:
+def test_ssim_blurred_is_one_for_the_same_picture_and_negative_for_its_negative() -> None:
     x = _smooth()
     a = 0.5 + 0.2 * (x - x.mean()) / x.std()  # a picture with contrast (SSIM's constants assume [0, 1])
     assert abs(quality.ssim_blurred(a, a) - 1.0) < 1e-6
