@@ -378,17 +378,24 @@ def test_sigkill_leaves_a_loadable_checkpoint_and_resume_is_exact(data, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["process", "group"])
-def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(data, tmp_path: Path, spawn, target: str) -> None:
-    # "group": SIGTERM to the whole process group (kill -- -PGID, a batch scheduler), which also
-    # kills the DataLoader worker under the training loop
+@pytest.mark.parametrize(
+    ("target", "sig"),
+    [("process", signal.SIGTERM), ("group", signal.SIGTERM), ("group", signal.SIGINT)],
+    ids=["process", "group", "ctrl-c"],
+)
+def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(
+    data, tmp_path: Path, spawn, target: str, sig: signal.Signals
+) -> None:
+    # "group": the signal goes to the whole process group (kill -- -PGID, a batch scheduler; Ctrl-C
+    # in a terminal sends SIGINT to the foreground group), so the DataLoader worker under the
+    # training loop gets it too
     out = tmp_path / "termed"
     proc = _start(spawn, tmp_path, _kw(data, out, steps=1000, workers=1 if target == "group" else COMMON["workers"]))
     _wait_for(lambda: _logged_steps(out) >= 2, proc)
     if target == "group":
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
     else:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr[-3000:]
     line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT"))
