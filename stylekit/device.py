@@ -9,7 +9,7 @@ import torch
 
 from .errors import ArgumentError
 
-__all__ = ["resolve_device", "resolve_dtype", "autocast", "cpu_has_fast_bf16", "is_channels_last", "tune_malloc"]
+__all__ = ["resolve_device", "resolve_dtype", "autocast", "cpu_has_fast_bf16", "is_channels_last", "memory_format_of", "tune_malloc"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -78,6 +78,16 @@ def is_channels_last(x: torch.Tensor) -> bool:
         False
     """
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """The memory format a new map derived from ``x`` should get to keep ``x``'s layout.
+
+    Example:
+        >>> memory_format_of(torch.zeros(1, 3, 4, 4).contiguous(memory_format=torch.channels_last))
+        torch.channels_last
+    """
+    return torch.channels_last if is_channels_last(x) else torch.contiguous_format
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .device import is_channels_last
+from .device import is_channels_last, memory_format_of
 from .errors import ShapeError
 
 __all__ = ["mean_std", "adain", "AdaIN"]
@@ -88,7 +88,7 @@ class _MeanStd(torch.autograd.Function):
         # x equals the mean, so a flat channel gets no std gradient from rounding
         d = (feat.float() if feat.dtype == torch.float64 else feat) - mean
         grad = torch.addcmul(g_mean / n, d, a, out=d)
-        fmt = torch.channels_last if is_channels_last(feat) else torch.contiguous_format
+        fmt = memory_format_of(feat)
         return grad.to(feat.dtype, memory_format=fmt), None
 
 

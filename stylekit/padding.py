@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .device import is_channels_last
+from .device import memory_format_of
 
 __all__ = ["reflect_pad", "relu_pad", "ReflectPad"]
 
@@ -29,7 +29,7 @@ def _pad(x: Tensor, relu: bool = False) -> Tensor:
     h, w = x.shape[-2], x.shape[-1]
     i, j = int(h > 1), int(w > 1)  # a one-pixel side is repeated (there is nothing to mirror)
     size = (*x.shape[:-2], h + 2, w + 2)
-    fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+    fmt = memory_format_of(x)
     out = torch.empty(size, dtype=x.dtype, device=x.device, memory_format=fmt)
     if relu and not _capturing():
         torch.clamp_min(x, 0, out=out[..., 1:-1, 1:-1])
@@ -60,7 +60,7 @@ def _unpad(g: Tensor) -> Tensor:
     """
     h, w = g.shape[-2] - 2, g.shape[-1] - 2
     i, j = int(h > 1), int(w > 1)
-    fmt = torch.channels_last if is_channels_last(g) else torch.contiguous_format
+    fmt = memory_format_of(g)
     out = g[..., 1:-1, 1:-1].clone(memory_format=fmt)
     top, bottom = g[..., 0, 1:-1].clone(), g[..., -1, 1:-1].clone()  # border rows, corners folded in
     top[..., j] += g[..., 0, 0]
