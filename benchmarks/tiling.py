@@ -1,11 +1,11 @@
 """Peak memory and time of one big stylisation, tiled vs untiled.
 
-    python benchmarks/tiling.py [--width 4000 --height 3000] [--tile 1024] [--dtype bf16] [--threads N]
+    python benchmarks/tiling.py [--width 4000 --height 3000] [--tile 1024] [--dtype auto] [--threads N]
 
 Each mode runs in a fresh subprocess (so the peak of one does not hide the other): it loads the
 model and a photo (the example cat, resized to WIDTH x HEIGHT), resets the kernel's peak-RSS
-counter (``/proc/self/clear_refs``), runs ``stylekit.transfer`` once on the CPU (bf16 by
-default, ``--dtype fp32`` for the full-precision path), and
+counter (``/proc/self/clear_refs``), runs ``stylekit.transfer`` once on the CPU (``--dtype auto``: bf16 where
+the CPU has bf16 hardware, fp32 elsewhere; or ask for either), and
 reports the wall time and the peak resident set size (``VmHWM`` of ``/proc/self/status``),
 both for the whole process and for the call alone (peak minus the RSS before it). When both
 modes run, it then compares the two pictures (8-bit RGB): the mean and 99.9th percentile of the
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--height", type=int, default=3000)
     ap.add_argument("--tile", type=int, default=1024)
-    ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 where the CPU has it, else fp32")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per mode before giving up")
     ap.add_argument("--modes", nargs="+", default=["tiled", "untiled"], choices=["tiled", "untiled"])

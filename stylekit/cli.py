@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +412,11 @@ def _run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    """A printed warning as one line, like the errors (recorded warnings are not affected)."""
+    return f"stylekit: warning: {message}".replace("\n", " ") + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``stylekit`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     a = build_parser().parse_args(argv)
@@ -418,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         from .device import tune_malloc
 
         tune_malloc()  # the command owns its process: keep large freed blocks (see tune_malloc)
+    format_warning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return _run(a)
     except KeyboardInterrupt:
@@ -435,3 +442,5 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": msg}))
         print(f"stylekit: error: {msg}".replace("\n", " "), file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = format_warning

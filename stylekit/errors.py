@@ -1,4 +1,5 @@
-"""The exceptions stylekit raises for bad input. All derive from :class:`StylekitError`."""
+"""The exceptions stylekit raises for bad input (all derive from :class:`StylekitError`), and
+the one warning it gives (:class:`PerformanceWarning`)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,14 @@ class ArgumentError(StylekitError, ValueError):
 
 class WeightsError(StylekitError):
     """A weights file is missing, corrupted, has the wrong checksum or does not fit the model."""
+
+
+class PerformanceWarning(UserWarning):
+    """A request that works but runs far slower than it could, such as bf16 on a CPU without
+    bf16 hardware: the message says what to ask for instead. Nothing is changed behind your back.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("error", PerformanceWarning)  # an exception instead, here
+    """
