@@ -350,7 +350,7 @@ def info() -> dict[str, Any]:
     import platform
 
     from . import __version__
-    from .device import resolve_device, resolve_dtype
+    from .device import cpu_has_fast_bf16, cpu_has_fast_fp16, resolve_device, resolve_dtype
     from .weights import DECODER, ENCODER, load_file, sha256_of
 
     versions = {"stylekit": __version__, "python": platform.python_version()}
@@ -371,7 +371,9 @@ def info() -> dict[str, Any]:
                 entry["metadata"] = {k: v for k, v in load_file(w.path)[1].items() if k != "format"}
         weights.append(entry)
     return {"versions": versions, "platform": platform.platform(), "device": str(dev),
-            "dtype": str(resolve_dtype(dev)).replace("torch.", ""), "weights": weights}  # fmt: skip
+            "dtype": str(resolve_dtype(dev)).replace("torch.", ""),
+            "cpu_bf16_hardware": cpu_has_fast_bf16(), "cpu_fp16_hardware": cpu_has_fast_fp16(),
+            "weights": weights}  # fmt: skip
 
 
 def _cmd_info(a: argparse.Namespace) -> None:
@@ -381,7 +383,8 @@ def _cmd_info(a: argparse.Namespace) -> None:
         return
     print("  ".join(f"{k} {v}" for k, v in d["versions"].items() if v is not None))
     print(f"platform: {d['platform']}")
-    print(f"device: {d['device']}  dtype: {d['dtype']}")
+    print(f"device: {d['device']}  dtype: {d['dtype']}  CPU bf16 hardware (AMX / AVX-512-BF16): "
+          f"{'yes' if d['cpu_bf16_hardware'] else 'no (bf16 on the CPU is emulated, ~100x slower than fp32)'}")
     for w in d["weights"]:
         state = "MISSING" if not w["present"] else ("sha256 ok" if w["ok"] else f"sha256 MISMATCH (file {w['sha256']})")
         shown = [f"{k}={w['metadata'][k]}" for k in ("step", "loss", "date") if k in w["metadata"]]

@@ -233,6 +233,12 @@ def test_info(capsys):
     enc = next(w for w in d["weights"] if w["name"] == "vgg19_conv_q8.safetensors")
     assert enc["ok"] and enc["sha256"] == enc["sha256_recorded"] and len(enc["sha256"]) == 64
     assert d["versions"]["stylekit"] == stylekit.__version__ and d["device"] in ("cpu", "cuda", "mps")
+    from stylekit.device import cpu_has_fast_bf16
+
+    assert d["cpu_bf16_hardware"] is cpu_has_fast_bf16() and isinstance(d["cpu_fp16_hardware"], bool)
+    assert ("CPU bf16 hardware (AMX / AVX-512-BF16): " + ("yes" if cpu_has_fast_bf16() else "no (")) in text
+    if d["device"] == "cpu":  # what dtype="auto" gives follows the hardware
+        assert d["dtype"] == ("bfloat16" if cpu_has_fast_bf16() else "float32")
 
 
 def test_train_passes_its_options(monkeypatch, tmp_path, capsys):
