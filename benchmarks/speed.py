@@ -191,7 +191,7 @@ def main() -> None:
             c = content(n)
             row = {dt: timeit(call(c, dt), args.repeats) for dt in dtypes}
             whole[n] = row[fast]
-            base = timeit(lambda: lite.stylize_with(c, painting, max_size=n), args.repeats) if lite else float("nan")
+            base = timeit(lambda c=c, n=n: lite.stylize_with(c, painting, max_size=n), args.repeats) if lite else float("nan")
             gf = conv_gflop(call(c, fast))
             print(
                 f"{n:>6}" + "".join(f" {row[dt]:>9.3f}" for dt in dtypes) + f" {base:>11.3f}"
@@ -215,8 +215,8 @@ def main() -> None:
     style = st.encode_style(painting)
     for n in args.sizes:
         c = content(n)
-        t = timeit(lambda: st(c, style), args.repeats)
-        gf = conv_gflop(lambda: st(c, style))
+        t = timeit(lambda c=c: st(c, style), args.repeats)
+        gf = conv_gflop(lambda c=c: st(c, style))
         print(f"{n:>6} {t:>9.3f} s, {gf:.1f} GFLOP, {gf / t:.1f} GFLOPS")
 
 

@@ -71,6 +71,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.tune_malloc:
         import speed
+
         from stylekit.device import tune_malloc
 
         speed.TUNED.append(tune_malloc())

@@ -39,7 +39,7 @@ class Decoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         convs = [p for p in _PLAN if p != "up"]
-        for i, p in enumerate(_PLAN):
+        for p in _PLAN:
             if p == "up":
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
                 continue

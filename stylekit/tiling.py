@@ -94,7 +94,7 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[slice, Tensor, sli
     spans = _spans(length, tile, overlap)
     # a band of overlap / 2 px centred in each overlap, where the weight ramps linearly from one tile to the next
     cuts = []
-    for (s0, e0), (s1, _) in zip(spans, spans[1:]):
+    for (_, e0), (s1, _) in zip(spans, spans[1:]):
         band = min(overlap // 2, e0 - s1)
         mid = (s1 + e0) // 2 // 8 * 8
         lo = max(s1, min(mid - band // 2, e0 - band))

@@ -26,9 +26,9 @@ from stylekit import (
     Style,
     StyleTransfer,
     WeightsError,
+    api,
     transfer,
 )
-from stylekit import api
 from stylekit.weights import DECODER
 
 needs_decoder = pytest.mark.skipif(

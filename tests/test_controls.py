@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import stylekit
-from stylekit import AdaINModel, ArgumentError, ImageError, ShapeError, StyleTransfer, VGGEncoder, transfer
-from stylekit import api
+from stylekit import AdaINModel, ArgumentError, ImageError, ShapeError, StyleTransfer, VGGEncoder, api, transfer
 from stylekit.color import keep_luminance, match_color, rgb_to_yiq
 from stylekit.masks import read_mask, region_weights, resize_masks
 from stylekit.ops import adain, mean_std
@@ -121,7 +120,8 @@ def test_mix_end_to_end(stx: StyleTransfer, cat, wave, gauguin) -> None:
     b = stx(cat, [wave, gauguin, wave], style_weights=[2, 3, 5])
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     styles = [stx.encode_style(wave), stx.encode_style(gauguin)]
-    torch.testing.assert_close(stx(cat, styles, style_weights=[0.4, 0.6]), stx(cat, [wave, gauguin], style_weights=[0.4, 0.6]), atol=1e-5, rtol=0)  # fmt: skip
+    torch.testing.assert_close(stx(cat, styles, style_weights=[0.4, 0.6]),
+                               stx(cat, [wave, gauguin], style_weights=[0.4, 0.6]), atol=1e-5, rtol=0)  # fmt: skip
     assert not torch.allclose(a, one, atol=1e-3)
 
 

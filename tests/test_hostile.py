@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile, WebPImagePlugin
 
 import stylekit.image as image_mod
-from stylekit import ImageError, ShapeError, Style, StyleTransfer, StylekitError, load_image, transfer
+from stylekit import ImageError, ShapeError, Style, StylekitError, StyleTransfer, load_image, transfer
 
 LOAD_DEADLINE = timedelta(seconds=20)  # per example: milliseconds, or seconds for a flipped header declaring many MP
 TRANSFER_DEADLINE = timedelta(seconds=30)  # a <= 64 px transfer takes well under a second
@@ -1027,7 +1027,8 @@ def test_untiled_limit_refuses_a_picture_before_the_model_runs(small_limit: int,
         mp.setattr(pipeline.Runner, "_group", no_run)
         with pytest.raises(ImageError, match=r"content\[1\] is too large to stylise without tiles: 40x48 px.*tile='auto'"):
             transfer([ok, big], style, device="cpu", dtype="fp32")  # the first picture does not run either
-        with pytest.raises(ImageError, match=r"content is too large.*over the 0\.001536 MP limit of untiled passes \(stylekit\.pipeline\.MAX_UNTILED_PIXELS\); pass tile='auto'"):
+        with pytest.raises(ImageError, match=r"content is too large.*over the 0\.001536 MP limit of untiled passes "
+                                             r"\(stylekit\.pipeline\.MAX_UNTILED_PIXELS\); pass tile='auto'"):
             transfer(big, style, device="cpu", dtype="fp32")
         with pytest.raises(ImageError, match="method='gatys' cannot tile: pass max_size="):
             transfer(big, ok, method="gatys", steps=1, progress=False, device="cpu", dtype="fp32")

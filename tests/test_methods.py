@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 import stylekit
-from stylekit import AdaINModel, ArgumentError, ShapeError, StyleTransfer, transfer
-from stylekit import api
+from stylekit import AdaINModel, ArgumentError, ShapeError, StyleTransfer, api, transfer
 from stylekit.gatys import INITS, gatys, gram
 from stylekit.style import Style
 from stylekit.wct import WCT, coloring_matrix, mean_cov, wct, whitening_matrix

@@ -17,8 +17,7 @@ import pytest
 import torch
 
 import stylekit
-from stylekit import AdaINModel, ArgumentError, Decoder, StyleTransfer, VGGEncoder
-from stylekit import _deps
+from stylekit import AdaINModel, ArgumentError, Decoder, StyleTransfer, VGGEncoder, _deps
 from stylekit.cli import main
 from stylekit.video import (
     FrameStylizer,

@@ -41,7 +41,7 @@ def fetch_bin(tmp: Path) -> Path:
 def convert(bin_path: Path, out: Path) -> str:
     q = torch.load(bin_path, map_location="cpu", weights_only=True)
     tensors = {}
-    for i, name in enumerate(CONV_SHAPES):
+    for name in CONV_SHAPES:
         block, conv = name[4], name[6]
         src = f"block{block}_conv{conv}"
         codes, table, bias = q[src + "_W_q"], q[src + "_W_table"], q[src + "_b"]
