@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--tune-malloc", action="store_true", help="call stylekit.device.tune_malloc() first (as the CLI does)")
     args = ap.parse_args()
     dtypes = args.dtypes or default_dtypes(args.device)
-    fast = dtypes[-1]  # the one the cached and reused-style tables use: bf16 where it was measured
+    fast = "bf16" if "bf16" in dtypes else dtypes[0]  # what the cached and reused-style tables use
 
     photo, painting = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
     try:
