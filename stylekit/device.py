@@ -92,14 +92,14 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = "auto"
 
 
 _warned_emulated: set[torch.dtype] = set()  # once per dtype per process: one model is many calls
+_HARDWARE = {torch.bfloat16: ("bf16", cpu_has_fast_bf16, "AMX or AVX-512-BF16"),
+             torch.float16: ("fp16", cpu_has_fast_fp16, "AMX-FP16 or AVX-512-FP16")}  # fmt: skip
 
 
 def _warn_if_emulated(dtype: torch.dtype) -> None:
-    has = {torch.bfloat16: ("bf16", cpu_has_fast_bf16, "AMX or AVX-512-BF16"),
-           torch.float16: ("fp16", cpu_has_fast_fp16, "AMX-FP16 or AVX-512-FP16")}  # fmt: skip
-    if dtype in has and dtype not in _warned_emulated and not has[dtype][1]():
+    if dtype in _HARDWARE and dtype not in _warned_emulated and not _HARDWARE[dtype][1]():
         _warned_emulated.add(dtype)
-        name, _, hardware = has[dtype]
+        name, _, hardware = _HARDWARE[dtype]
         auto = "bf16" if cpu_has_fast_bf16() else "fp32"
         warnings.warn(
             f"dtype={name!r} on this CPU (no {hardware}) is emulated in software, about 100x slower "
