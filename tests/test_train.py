@@ -383,7 +383,7 @@ def test_sigkill_leaves_a_loadable_checkpoint_and_resume_is_exact(data, tmp_path
     [("process", signal.SIGTERM), ("group", signal.SIGTERM), ("group", signal.SIGINT)],
     ids=["process", "group", "ctrl-c"],
 )
-def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(
+def test_stop_signal_checkpoints_the_current_step_and_exits_cleanly(
     data, tmp_path: Path, spawn, target: str, sig: signal.Signals
 ) -> None:
     # "group": the signal goes to the whole process group (kill -- -PGID, a batch scheduler; Ctrl-C
