@@ -13,7 +13,7 @@ Example:
     PosixPath('stylekit.onnx')
     >>> import onnxruntime as ort  # doctest: +SKIP
     >>> sess = ort.InferenceSession("stylekit.onnx")  # doctest: +SKIP
-    >>> image, = sess.run(None, {"content": c, "style": s, "alpha": np.float32(0.8)})  # doctest: +SKIP
+    >>> image, = sess.run(None, {"content": c, "style": s, "alpha": np.array(0.8, np.float32)})  # doctest: +SKIP
 """
 
 from __future__ import annotations
