@@ -147,7 +147,8 @@ class StyleTransfer:
     Args:
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``
             or a ``torch.device``.
-        dtype: ``"auto"`` (bf16 on CUDA and on CPUs with fast bf16, else fp32), ``"fp32"``,
+        dtype: ``"auto"`` (bf16 on CUDA, fp16 on GPUs without bf16, bf16 on CPUs with fast bf16,
+            else fp32), ``"fp32"``,
             ``"bf16"``, ``"fp16"`` or a torch dtype; used through autocast.
         model: use this model instead of the shipped one (it is moved to ``device``, put in
             eval mode and frozen, in place). By default the shared cached model of

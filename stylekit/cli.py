@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the whole model as one ONNX (or TorchScript) graph")
     p.add_argument("-o", "--output", default=None, help="file to write (default stylekit.onnx / stylekit.pt)")
     p.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from -o, else onnx")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17, or 18 with --dynamo)")
     p.add_argument("--dynamo", action="store_true", help="use the torch.export-based ONNX exporter (opset >= 18)")
     p.add_argument("--decoder", default=None, help="export this decoder .safetensors instead of the shipped one")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
@@ -330,12 +330,14 @@ def _cmd_export(a: argparse.Namespace) -> None:
     from .decoder import Decoder
     from .export import export_onnx, export_torchscript
 
-    fmt = a.format or ("torchscript" if a.output and Path(a.output).suffix.lower() in (".pt", ".pth", ".ts") else "onnx")
+    torchscript = a.output and Path(a.output).suffix.lower() in (".pt", ".pth", ".ts", ".torchscript")
+    fmt = a.format or ("torchscript" if torchscript else "onnx")
+    opset = a.opset if a.opset is not None else (18 if a.dynamo else 17)  # the dynamo exporter needs 18
     output = a.output or ("stylekit.onnx" if fmt == "onnx" else "stylekit.pt")
     model = Decoder.from_file(a.decoder) if a.decoder else None
     t0 = time.perf_counter()
     if fmt == "onnx":
-        path = export_onnx(output, opset=a.opset, model=model, dynamo=a.dynamo)
+        path = export_onnx(output, opset=opset, model=model, dynamo=a.dynamo)
     else:
         path = export_torchscript(output, model=model)
     print(f"wrote {path} ({fmt}, {path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")

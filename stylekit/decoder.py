@@ -77,7 +77,7 @@ class Decoder(nn.Module):
 
     @classmethod
     def from_file(cls, path: str | Path, *, sha256: str | None = None) -> Decoder:
-        """A decoder exported by :func:`stylekit.train` / :meth:`save` (keys, shapes, dtypes validated)."""
+        """A decoder exported by :func:`stylekit.train.train` / :meth:`save` (keys, shapes, dtypes validated)."""
         tensors, meta = load_file(path, sha256=sha256)
         return cls._from_tensors(tensors, meta, str(path))
 

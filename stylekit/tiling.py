@@ -16,7 +16,8 @@
    (the reflection padding of the decoder and of the picture's own border do not).
 
 Memory: the canvas and the input (3 float32 per pixel each) plus one tile's activations;
-time: about 1.5 times the untiled cost plus the overlaps (the encoder runs twice).
+time: 1.4 to 2 times the untiled call's (the encoder runs twice and the overlaps are computed
+again; measured on 12 MP pictures, docs/controls.md).
 """
 
 from __future__ import annotations

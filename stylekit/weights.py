@@ -87,7 +87,7 @@ ENCODER = WeightsFile(
 DECODER = WeightsFile(
     name="decoder.safetensors",
     what="AdaIN decoder",
-    origin="trained by the stylekit authors with stylekit.train on the images of shared/data (see README)",
+    origin="trained by the stylekit authors with stylekit.train on the images of shared/data (see weights/NOTICE.md)",
 )
 
 

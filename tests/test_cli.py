@@ -269,6 +269,30 @@ def test_export_torchscript(tmp_path, capsys):
     assert out.stat().st_size > 10_000_000
 
 
+@pytest.mark.parametrize("argv, fmt, opset", [
+    (["-o", "m.onnx"], "onnx", 17), (["-o", "m.onnx", "--dynamo"], "onnx", 18),
+    (["-o", "m.onnx", "--dynamo", "--opset", "19"], "onnx", 19), (["-o", "m.torchscript"], "torchscript", None),
+])  # fmt: skip
+def test_export_opset_and_format_follow_the_options(argv, fmt, opset, tmp_path, monkeypatch, capsys):
+    """--dynamo alone must work (its exporter needs opset 18); every TorchScript suffix picks TorchScript."""
+    import stylekit.export
+
+    calls = []
+
+    def fake(kind):
+        def write(path, **kw):
+            calls.append((kind, kw.get("opset")))
+            Path(path).write_bytes(b"x")
+            return Path(path)
+        return write
+
+    monkeypatch.setattr(stylekit.export, "export_onnx", fake("onnx"))
+    monkeypatch.setattr(stylekit.export, "export_torchscript", fake("torchscript"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", *argv]) == 0
+    assert calls == [(fmt, opset)]
+
+
 # ----------------------------------------------------------------------------- real processes
 
 
