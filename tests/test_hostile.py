@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile, WebPImagePlugin
 
 import stylekit.image as image_mod
+import stylekit.memory as memory
 from stylekit import ImageError, ShapeError, Style, StylekitError, StyleTransfer, load_image, transfer
 
 LOAD_DEADLINE = timedelta(seconds=20)  # per example: milliseconds, or seconds for a flipped header declaring many MP
@@ -1007,10 +1008,8 @@ def test_untiled_request_too_large_for_memory_fails_fast(tmp_path: Path) -> None
 @pytest.fixture
 def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
     """Untiled passes limited to 2 pictures of 24 x 32 (the memory check is taken out of the way)."""
-    from stylekit import pipeline
-
-    monkeypatch.setattr(pipeline, "MAX_UNTILED_PIXELS", 2 * 24 * 32)
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: None)
+    monkeypatch.setattr(memory, "MAX_UNTILED_PIXELS", 2 * 24 * 32)
+    monkeypatch.setattr(memory, "available_memory", lambda device: None)
     return 2 * 24 * 32
 
 
@@ -1028,7 +1027,7 @@ def test_untiled_limit_refuses_a_picture_before_the_model_runs(small_limit: int,
         with pytest.raises(ImageError, match=r"content\[1\] is too large to stylise without tiles: 40x48 px.*tile='auto'"):
             transfer([ok, big], style, device="cpu", dtype="fp32")  # the first picture does not run either
         with pytest.raises(ImageError, match=r"content is too large.*over the 0\.001536 MP limit of untiled passes "
-                                             r"\(stylekit\.pipeline\.MAX_UNTILED_PIXELS\); pass tile='auto'"):
+                                             r"\(stylekit\.memory\.MAX_UNTILED_PIXELS\); pass tile='auto'"):
             transfer(big, style, device="cpu", dtype="fp32")
         with pytest.raises(ImageError, match="method='gatys' cannot tile: pass max_size="):
             transfer(big, ok, method="gatys", steps=1, progress=False, device="cpu", dtype="fp32")
@@ -1036,7 +1035,7 @@ def test_untiled_limit_refuses_a_picture_before_the_model_runs(small_limit: int,
         transfer(ok, torch.rand(3, 64, 64), size=48, tile=256, device="cpu", dtype="fp32")  # styles are encoded whole
     # tile= is never refused: "auto" runs a picture this small whole, the user's choice
     out = transfer(big, style, tile="auto", device="cpu", dtype="fp32")
-    monkeypatch.setattr(pipeline, "MAX_UNTILED_PIXELS", None)
+    monkeypatch.setattr(memory, "MAX_UNTILED_PIXELS", None)
     torch.testing.assert_close(out, transfer(big, style, device="cpu", dtype="fp32"), atol=0, rtol=0)
     assert transfer(big, style, max_size=32, device="cpu", dtype="fp32").shape == (3, 32, 27)
 
@@ -1056,7 +1055,7 @@ def test_untiled_limit_splits_batches_into_passes(small_limit: int, style: Style
     monkeypatch.setattr(pipeline.Runner, "_group", spy)
     out = transfer(batch, style, device="cpu", dtype="fp32")
     assert seen == [2, 2, 1]
-    monkeypatch.setattr(pipeline, "MAX_UNTILED_PIXELS", None)
+    monkeypatch.setattr(memory, "MAX_UNTILED_PIXELS", None)
     seen.clear()
     whole = transfer(batch, style, device="cpu", dtype="fp32")
     assert seen == [5]
@@ -1064,14 +1063,12 @@ def test_untiled_limit_splits_batches_into_passes(small_limit: int, style: Style
 
 
 def test_untiled_limit_follows_the_available_memory(style: Style, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylekit import pipeline
-
     cpu = torch.device("cpu")
-    real = pipeline.available_memory(cpu)
+    real = memory.available_memory(cpu)
     assert real is None or real > 0
-    assert pipeline.untiled_limit(cpu)[0] <= pipeline.MAX_UNTILED_PIXELS
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 1_000_000)
-    limit, why = pipeline.untiled_limit(cpu)
+    assert memory.untiled_limit(cpu)[0] <= memory.MAX_UNTILED_PIXELS
+    monkeypatch.setattr(memory, "available_memory", lambda device: 1_000_000)
+    limit, why = memory.untiled_limit(cpu)
     assert limit == 800_000 // 768 and why == "80% of the 0.001 GB of memory available on cpu (1,041 px)"
     transfer(CONTENT, style, device="cpu", dtype="fp32")  # 768 px: fits
     with pytest.raises(ImageError, match=r"content is too large.*memory available.*tile='auto'"):
