@@ -48,6 +48,15 @@ def _alpha(text: str) -> float:
     return value
 
 
+def _tile(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile must be auto or a number of pixels, got {text!r}") from None
+
+
 def _device_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto (bf16 where fast), fp32, bf16, fp16")
@@ -64,6 +73,11 @@ def _transfer_opts(p: argparse.ArgumentParser, size: int | None = None, size_hel
     p.add_argument("--preserve-color", nargs="?", const="luminance", default=None, metavar="MODE",
                    help="keep the content's colours: luminance (the default MODE) or histogram")  # fmt: skip
     p.add_argument("--method", default=None, help="adain (default), wct or gatys, as stylekit.transfer(method=)")
+    p.add_argument("--max-size", type=int, default=None, metavar="N",
+                   help="scale a content down so its long side is at most N px (after --size)")  # fmt: skip
+    p.add_argument("--tile", type=_tile, default=None, metavar="auto|N",
+                   help="stylise big pictures in N px tiles (auto: 1024 px tiles for pictures over 4 MP): "
+                        "memory bounded by one tile, for pictures too large to stylise whole")  # fmt: skip
     p.add_argument("--decoder", default=None, help="use this decoder .safetensors (e.g. from stylekit train)")
     _device_opts(p)
 
@@ -149,12 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _transfer_options(a: argparse.Namespace) -> dict[str, Any]:
-    """``preserve_color=`` / ``method=`` for stylekit.transfer, passed only when given and supported."""
+    """``preserve_color=`` / ``method=`` / ``max_size=`` / ``tile=`` for stylekit.transfer, passed
+    only when given and supported."""
     import stylekit
 
     params = inspect.signature(stylekit.transfer).parameters
     opts = {}
-    for flag, name, value in (("--preserve-color", "preserve_color", a.preserve_color), ("--method", "method", a.method)):
+    for flag, name, value in (("--preserve-color", "preserve_color", a.preserve_color), ("--method", "method", a.method),
+                              ("--max-size", "max_size", a.max_size), ("--tile", "tile", a.tile)):  # fmt: skip
         if value is None:
             continue
         if name not in params:

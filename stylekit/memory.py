@@ -135,7 +135,8 @@ def too_large_error(name: str, what: str, size: str, pixels: int, limit: int, wh
     )
 
 
-TILE_ADVICE = "pass tile='auto' (memory bounded by one 1024 px tile), or max_size= to scale it down"
+TILE_ADVICE = ("pass tile='auto' (memory bounded by one 1024 px tile), or max_size= to scale it down "
+               "(stylekit transfer: --tile auto, --max-size N)")
 
 
 def check_style_memory(x: Tensor, device: torch.device, name: str = "style") -> None:
@@ -144,6 +145,6 @@ def check_style_memory(x: Tensor, device: torch.device, name: str = "style") -> 
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
     limit, why = untiled_limit(device)
     if limit is not None and pixels > limit:
-        advice = "pass a smaller size= (a style's statistics change little above 1024 px)"
+        advice = "pass a smaller size= (--size N; a style's statistics change little above 1024 px)"
         size = f"{x.shape[-1]}x{x.shape[-2]} px" + (f" x {x.shape[0]} pictures" if x.shape[0] > 1 else "")
         raise too_large_error(name, "encode", size, pixels, limit, why, advice)

@@ -230,7 +230,7 @@ def untiled_passes(groups: list[list[int]], rows: list[Tensor], xs: list[Tensor]
                 name += f" (row {idx[0] - starts[i]} of its batch)"
             if together > 1:
                 name += f" with {together - 1} more of its size, optimised together"
-            advice = ("method='gatys' cannot tile: pass max_size= (or a smaller size=) to scale it down"
+            advice = ("method='gatys' cannot tile: pass max_size= (or a smaller size=) to scale it down (--max-size N, --size N)"
                       if o.method == "gatys" else TILE_ADVICE)  # fmt: skip
             size = f"{w}x{h} px" + (f" x {together} pictures" if together > 1 else "")
             raise too_large_error(name, "stylise", size, together * per_row, limit, why, advice)

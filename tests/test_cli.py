@@ -166,21 +166,25 @@ def test_debug_shows_the_exception(tiny, imgs, tmp_path):
 
 
 OPTIONS = [("--preserve-color", "preserve_color", ["--preserve-color"], "luminance"),
-           ("--method", "method", ["--method", "wct"], "wct")]  # fmt: skip
+           ("--method", "method", ["--method", "wct"], "wct"),
+           ("--max-size", "max_size", ["--max-size", "40"], 40),
+           ("--tile", "tile", ["--tile", "auto"], "auto"),
+           ("--tile", "tile", ["--tile", "256"], 256)]  # fmt: skip
 
 
 @pytest.mark.parametrize("flag, name, argv, value", OPTIONS)
 def test_options_are_passed_only_when_given(monkeypatch, imgs, tmp_path, flag, name, argv, value):
     calls: list[dict] = []
 
-    def fake(content, style, alpha=1.0, *, device="auto", dtype="auto", size=None, preserve_color=None, method="adain"):
-        calls.append({"preserve_color": preserve_color, "method": method})
+    def fake(content, style, alpha=1.0, *, device="auto", dtype="auto", size=None, preserve_color=None, method="adain",
+             max_size=None, tile=None):  # fmt: skip
+        calls.append({"preserve_color": preserve_color, "method": method, "max_size": max_size, "tile": tile})
         return Image.new("RGB", (20, 16))
 
     monkeypatch.setattr(stylekit, "transfer", fake)
     out = str(tmp_path / "x.png")
     assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", out]) == 0
-    assert calls[-1] == {"preserve_color": None, "method": "adain"}  # the function's own defaults
+    assert calls[-1] == {"preserve_color": None, "method": "adain", "max_size": None, "tile": None}  # the function's own defaults
     assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", out, *argv]) == 0
     assert calls[-1][name] == value
 
@@ -204,6 +208,29 @@ def test_options_with_the_real_api(tiny, imgs, tmp_path, capsys, flag, name, arg
         assert Image.open(tmp_path / "x.png").size == (40, 32)
     else:
         assert code == 2 and "has no" in _one_line(capsys.readouterr().err)
+
+
+def test_a_picture_too_large_to_stylise_whole_points_at_the_flags(tiny, imgs, tmp_path, capsys, monkeypatch):
+    """The memory rule's refusal names the command's own flags, and --tile / --max-size get past it."""
+    import stylekit.memory
+
+    monkeypatch.setattr(stylekit.memory, "MAX_UNTILED_PIXELS", 1000)  # imgs["a"] at --size 32: 40 x 32 = 1280 px
+    args = ["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png"), "--size", "32"]
+    assert main(args) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "too large to stylise without tiles" in err and "--tile auto, --max-size N" in err, err
+    assert main([*args, "--tile", "auto"]) == 0, capsys.readouterr().err
+    assert Image.open(tmp_path / "x.png").size == (40, 32)
+    assert main([*args, "--max-size", "24"]) == 0, capsys.readouterr().err  # 24 x 19, padded 24 x 24
+    assert Image.open(tmp_path / "x.png").size == (24, 19)
+
+
+@pytest.mark.parametrize("value", ["big", "1.5", ""])
+def test_tile_must_be_auto_or_pixels(imgs, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png"), "--tile", value])
+    assert e.value.code == 2
+    assert "--tile must be auto or a number of pixels" in _one_line(capsys.readouterr().err)
 
 
 def test_preserve_color_swallowing_a_file_name(imgs, tmp_path, capsys):
