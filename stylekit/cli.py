@@ -344,11 +344,11 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 def _cmd_export(a: argparse.Namespace) -> None:
     from .decoder import Decoder
-    from .export import export_onnx, export_torchscript
+    from .export import DEFAULT_OPSET, DYNAMO_MIN_OPSET, export_onnx, export_torchscript
 
     torchscript = a.output and Path(a.output).suffix.lower() in (".pt", ".pth", ".ts", ".torchscript")
     fmt = a.format or ("torchscript" if torchscript else "onnx")
-    opset = a.opset if a.opset is not None else (18 if a.dynamo else 17)  # the dynamo exporter needs 18
+    opset = a.opset if a.opset is not None else (DYNAMO_MIN_OPSET if a.dynamo else DEFAULT_OPSET)
     output = a.output or ("stylekit.onnx" if fmt == "onnx" else "stylekit.pt")
     model = Decoder.from_file(a.decoder) if a.decoder else None
     t0 = time.perf_counter()

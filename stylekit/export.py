@@ -33,8 +33,12 @@ from .encoder import VGGEncoder
 from .errors import ArgumentError
 from .model import AdaINModel
 
-__all__ = ["StylizeGraph", "export_onnx", "export_torchscript", "INPUT_NAMES", "OUTPUT_NAMES"]
+__all__ = ["StylizeGraph", "export_onnx", "export_torchscript", "INPUT_NAMES", "OUTPUT_NAMES", "DEFAULT_OPSET",
+           "DYNAMO_MIN_OPSET"]
 
+DEFAULT_OPSET = 17
+DYNAMO_MIN_OPSET = 18
+"""The oldest opset the ``torch.export``-based exporter (``dynamo=True``) writes."""
 INPUT_NAMES = ("content", "style", "alpha")
 OUTPUT_NAMES = ("image",)
 _EXAMPLE_SIZE = (56, 72)  # any size works; not a multiple of 8 on purpose, so the padding is traced
@@ -94,7 +98,7 @@ def _check_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
 
 
 def export_onnx(
-    path: str | Path, *, opset: int = 17, model: AdaINModel | Decoder | None = None, dynamo: bool = False
+    path: str | Path, *, opset: int = DEFAULT_OPSET, model: AdaINModel | Decoder | None = None, dynamo: bool = False
 ) -> Path:
     """Write the encoder + AdaIN + decoder graph as one self-contained ONNX file.
 
@@ -123,8 +127,8 @@ def export_onnx(
     if isinstance(opset, bool) or not isinstance(opset, int) or not (11 <= opset <= 30):
         raise ArgumentError(f"opset must be an int between 11 and 30, got {opset!r}")
     if dynamo:
-        if opset < 18:
-            raise ArgumentError(f"opset={opset}: the dynamo exporter needs opset 18 or later")
+        if opset < DYNAMO_MIN_OPSET:
+            raise ArgumentError(f"opset={opset}: the dynamo exporter needs opset {DYNAMO_MIN_OPSET} or later")
         require("onnxscript", "export", "export_onnx(dynamo=True)")
     p = _check_path(path, (".onnx",))
     graph = _graph(model)

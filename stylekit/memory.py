@@ -29,8 +29,9 @@ UNTILED_BYTES_PER_PIXEL = 768
 """Estimated working memory of an untiled pass, in bytes per pixel: the peak is at the decoder's
 first full-resolution convolution, whose reflection-padded 128-channel input and 64-channel
 output are alive together, (128 + 64) x 4 bytes in float32 (the encoder's first block, with its
-64-channel relu1_1 / relu1_2 maps, needs less). Measured on CPU: 660 to 780 B/px at 0.5 to 1 MP,
-in fp32 and in bf16 alike (the CPU kernels keep float32 buffers), so it is used for every dtype."""
+64-channel relu1_1 / relu1_2 maps, needs less). Measured on an Intel Xeon with AMX: 660 to 780 B/px
+at 0.5 to 1 MP, in fp32 and in bf16 alike (the CPU kernels keep float32 buffers), so it is used
+for every dtype; on an AMD EPYC without AMX, 420 B/px at 12 MP in bf16 (docs/reliability.md)."""
 
 MEMORY_FRACTION = 0.8
 """An untiled pass may take at most this fraction of the memory available on its device."""
