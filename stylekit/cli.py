@@ -57,6 +57,16 @@ def _tile(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"--tile must be auto or a number of pixels, got {text!r}") from None
 
 
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(w) for w in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v < float("inf") for v in values) or sum(values) <= 0:
+        raise argparse.ArgumentTypeError(f"--style-weights must be comma-separated numbers >= 0, not all 0 (e.g. 3,1), got {text!r}")
+    return values
+
+
 def _device_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto (bf16 where fast), fp32, bf16, fp16")
@@ -92,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transfer", help="stylise images: every content with every style",
                        description="stylekit transfer CONTENT... STYLE -o OUT, or CONTENT... --style STYLE... -o OUT. "
-                       "Each may be a file, a folder (its images), a quoted glob ('photos/*.jpg') or - (stdin).")  # fmt: skip
+                       "Each may be a file, a folder (its images), a quoted glob ('photos/*.jpg') or - (stdin). "
+                       "Several styles give one result per content and style, unless --style-weights mixes them "
+                       "or --mask gives each its own region: then one result per content.")  # fmt: skip
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="content images, then the style (unless --style is given)")
     p.add_argument("-s", "--style", action="append", default=None, help="style image, folder or glob (repeatable)")
     p.add_argument("-o", "--output", required=True, help="output file, folder (for many results) or - (stdout)")
@@ -101,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: for many images, on a terminal)")  # fmt: skip
+    p.add_argument("--style-weights", type=_weights, default=None, metavar="W,W,...",
+                   help="mix all the styles into one, with one weight per style in order (e.g. 3,1: 75%% and 25%%)")
+    p.add_argument("--mask", action="append", default=None, metavar="FILE",
+                   help="one per style, in order (repeatable): each style paints where its grayscale mask is "
+                   "white, stretched to the content; where no mask is white the content stays")  # fmt: skip
     _transfer_opts(p)
 
     p = sub.add_parser("demo", help="stylise the bundled photo with the bundled painting")
@@ -125,21 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     _device_opts(p)
 
     p = sub.add_parser("train", help="train a decoder on folders of photos and paintings")
-    p.add_argument("--content-dir", required=True)
-    p.add_argument("--style-dir", required=True)
+    p.add_argument("--content-dir", required=True, help="folder of photos (searched recursively)")
+    p.add_argument("--style-dir", required=True, help="folder of artworks (searched recursively)")
     p.add_argument("--out", required=True, help="run folder (checkpoint, decoder.safetensors, log.csv, samples/)")
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--steps", type=int, default=20000, help="total steps; a resumed run goes on to this (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=8, help="pictures per step (default %(default)s)")
+    p.add_argument("--crop", type=int, default=256, help="training crop in px (default %(default)s)")
     p.add_argument("--warmup-crop", type=int, default=None, help="smaller crop for the first --warmup-steps")
-    p.add_argument("--warmup-steps", type=int, default=0)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=0, help="steps at --warmup-crop (default %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, decayed as lr / (1 + 5e-5 step) (default %(default)s)")
     p.add_argument("--lr-warmup", type=int, default=0, help="ramp the lr up over N first steps (use ~100 with --init)")
-    p.add_argument("--style-weight", type=float, default=10.0)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--sample-every", type=int, default=250)
+    p.add_argument("--style-weight", type=float, default=10.0, help="lambda in content + lambda * style (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="data loader processes (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the model, the crops and the pairs (default %(default)s)")
+    p.add_argument("--checkpoint-every", type=int, default=250,
+                   help="write checkpoint.safetensors and decoder.safetensors every N steps (default %(default)s)")  # fmt: skip
+    p.add_argument("--sample-every", type=int, default=250, help="write samples/ pictures every N steps (default %(default)s)")
     p.add_argument("--init", default=None, help="start from this decoder .safetensors (e.g. the shipped one)")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -217,7 +235,8 @@ def _read_stdin(what: str):
 
 
 def _destinations(contents: list, styles: list, output: str, fmt: str | None) -> list[tuple[Any, Any, str]]:
-    """(content, style, destination) for every pair; destination ``-`` is stdout."""
+    """(content, style, destination) for every pair; destination ``-`` is stdout. A style may be a
+    tuple of styles (mixed, or one per region): one result per content."""
     pairs = [(c, s) for c in contents for s in styles]
     if output == STDIO:
         if len(pairs) != 1:
@@ -265,7 +284,8 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     resolve_dtype(resolve_device(a.device), a.dtype)  # a bad --device/--dtype fails before any work
     if sum(x == STDIO for x in contents + styles) > 1:
         raise ArgumentError("- (stdin) can stand for one image only")
-    jobs = _destinations(contents, styles, a.output, a.format)
+    combine = _combined_options(a, styles)  # style_weights= / masks=, or {} for every content x every style
+    jobs = _destinations(contents, [tuple(styles)] if combine else styles, a.output, a.format)
     if a.json and a.output == STDIO:
         raise ArgumentError("--json prints on stdout, so it cannot go with -o - (stdout)")
     run = stylekit.transfer
@@ -281,15 +301,16 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
         t0 = time.perf_counter()
         try:
             kw = {} if a.decoder else {"device": a.device, "dtype": a.dtype}
-            out = run(stdin.get(c, c), style_imgs[s], a.alpha, size=a.size, **kw, **opts)
+            style = [style_imgs[x] for x in s] if combine else style_imgs[s]
+            out = run(stdin.get(c, c), style, a.alpha, size=a.size, **kw, **opts, **combine)
             _write(out, dest, a.format)
         except (ImageError, ShapeError) as e:  # one bad picture: report it, go on with the others
             if len(jobs) == 1:
                 raise
-            errors.append({"content": str(c), "style": str(s), "error": str(e)})
+            errors.append({"content": str(c), "style": _names(s), "error": str(e)})
             print(f"stylekit: error: {e}", file=sys.stderr)
             continue
-        results.append({"content": str(c), "style": str(s), "output": dest, "width": out.width, "height": out.height,
+        results.append({"content": str(c), "style": _names(s), "output": dest, "width": out.width, "height": out.height,
                         "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
         if not a.json and dest != STDIO and len(jobs) <= 10:
             print(f"wrote {dest} ({out.width}x{out.height})", file=log)
@@ -298,6 +319,37 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     elif len(jobs) > 10:
         print(f"wrote {len(results)} images to {a.output}", file=log)
     return 2 if errors else 0
+
+
+def _count(n: int, noun: str, verb: str = "") -> str:
+    """``_count(1, "style", "is")`` -> "is 1 style", ``_count(2, "style", "is")`` -> "are 2 styles"."""
+    words = f"{n} {noun}" + ("" if n == 1 else "s")
+    return f"{verb if n == 1 else 'are'} {words}" if verb else words
+
+
+def _names(style: Any) -> str | list[str]:
+    """A style for --json: its path, or the list of paths of a mix / of regions."""
+    return [str(x) for x in style] if isinstance(style, tuple) else str(style)
+
+
+def _combined_options(a: argparse.Namespace, styles: list) -> dict[str, Any]:
+    """``style_weights=`` or ``masks=`` (masks read and checked now) for --style-weights / --mask."""
+    weights, masks = getattr(a, "style_weights", None), getattr(a, "mask", None)
+    if weights is not None and masks is not None:
+        raise ArgumentError("--style-weights and --mask do not go together: with masks each style paints its own region")
+    if weights is not None:
+        if len(weights) != len(styles):
+            raise ArgumentError(f"--style-weights has {_count(len(weights), 'weight')} but there {_count(len(styles), 'style', 'is')} "
+                                f"({', '.join(map(str, styles))}): give one weight per style")  # fmt: skip
+        return {"style_weights": weights}
+    if masks is not None:
+        from .masks import read_mask
+
+        if len(masks) != len(styles):
+            raise ArgumentError(f"--mask was given {len(masks)} times but there {_count(len(styles), 'style', 'is')} "
+                                f"({', '.join(map(str, styles))}): give one mask per style, in the same order")  # fmt: skip
+        return {"masks": [read_mask(m, name=f"--mask {m}") for m in masks]}
+    return {}
 
 
 def _model_with_decoder(path: str):

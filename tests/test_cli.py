@@ -135,13 +135,65 @@ def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--device", "tpu"], "device"),
         (["transfer", "{a}", "{s1}", "-o", "-", "--json"], "--json"),
         (["transfer", "-", "-", "-o", "{tmp}/x.jpg"], "one image only"),
+        (["transfer", "{a}", "-s", "{s1}", "-s", "{s2}", "-o", "{tmp}/x.jpg", "--style-weights", "1,2,3"],
+         "--style-weights has 3 weights but there are 2 styles"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--mask", "{a}", "--mask", "{b}"],
+         "--mask was given 2 times but there is 1 style"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--mask", "{tmp}/nope.png"], "--mask {tmp}/nope.png: no such file"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--mask", "{a}", "--style-weights", "1"], "do not go together"),
     ],
 )
 def test_errors_are_one_line(tiny, imgs, tmp_path, capsys, args, message):
     fmt = {k: str(v) for k, v in imgs.items()} | {"tmp": str(tmp_path)}
     assert main([a.format(**fmt) for a in args]) == 2
     line = _one_line(capsys.readouterr().err)
-    assert line.startswith("stylekit: error: ") and message in line
+    assert line.startswith("stylekit: error: ") and message.format(**fmt) in line
+
+
+def _mask(path: Path, left: bool) -> Path:
+    m = np.zeros((16, 20), np.uint8)
+    m[:, :10] = 255
+    Image.fromarray(m if left else 255 - m).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["weights", "masks"])
+def test_combined_styles_give_one_result_per_content(tiny, imgs, tmp_path, capsys, kind):
+    """--style-weights mixes the styles, --mask gives each its region: one result per content, the
+    same pixels as stylekit.transfer() with style_weights= / masks=, and the option matters."""
+    styles = ["-s", str(imgs["s1"]), "-s", str(imgs["s2"])]
+    left, right = _mask(tmp_path / "left.png", True), _mask(tmp_path / "right.png", False)
+    flags = {"weights": (["--style-weights", "3,1"], ["--style-weights", "1,3"]),
+             "masks": (["--mask", str(left), "--mask", str(right)], ["--mask", str(right), "--mask", str(left)])}[kind]
+    api_kw = {"weights": ({"style_weights": [3, 1]}, {"style_weights": [1, 3]}),
+              "masks": ({"masks": [left, right]}, {"masks": [right, left]})}[kind]  # fmt: skip
+    out = tmp_path / "o"
+    code = main(["transfer", str(imgs["a"]), str(imgs["b"]), *styles, "-o", str(out), "--format", "png", "--json", *flags[0]])
+    assert code == 0, capsys.readouterr().err
+    res = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert all(r["style"] == [str(imgs["s1"]), str(imgs["s2"])] for r in res["results"])
+    got = np.asarray(Image.open(out / "a.png"))
+    want = np.asarray(stylekit.transfer(str(imgs["a"]), [str(imgs["s1"]), str(imgs["s2"])], **api_kw[0]))
+    other = np.asarray(stylekit.transfer(str(imgs["a"]), [str(imgs["s1"]), str(imgs["s2"])], **api_kw[1]))
+    assert np.array_equal(got, want)
+    assert np.abs(got.astype(int) - other).mean() > 1  # the weights / masks were passed, in order
+
+
+def test_one_style_in_one_region(tiny, imgs, tmp_path, capsys):
+    left = _mask(tmp_path / "left.png", True)
+    out = tmp_path / "x.png"
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(out), "--mask", str(left)]) == 0
+    want = stylekit.transfer(str(imgs["a"]), str(imgs["s1"]), masks=[left])
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(want))
+
+
+@pytest.mark.parametrize("value", ["1,x", "0,0", "-1,2", "nan", "inf,1", ""])
+def test_style_weights_must_be_numbers(imgs, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", str(tmp_path / "x.png"), f"--style-weights={value}"])
+    assert e.value.code == 2
+    assert "--style-weights must be comma-separated numbers" in _one_line(capsys.readouterr().err)
 
 
 def test_argparse_errors_are_one_line(capsys):
@@ -284,6 +336,20 @@ def test_train_passes_its_options(monkeypatch, tmp_path, capsys):
     assert seen["steps"] == 7 and seen["crop"] == 64 and seen["batch_size"] == 2 and seen["resume"] is False
     assert seen["lr_warmup"] == 5
     assert "step 7" in capsys.readouterr().out
+
+
+def test_train_defaults_are_the_train_configs(monkeypatch, tmp_path):
+    """The command's defaults (written out so that the parser does not import torch) are TrainConfig's."""
+    import dataclasses
+
+    import stylekit.train as train_mod
+
+    seen = {}
+    monkeypatch.setattr(train_mod, "train", lambda **kw: seen.update(kw) or train_mod.TrainResult(1, 1.0, 0.5, 0.05, tmp_path, tmp_path, 0))
+    assert main(["train", "--content-dir", "c", "--style-dir", "s", "--out", str(tmp_path)]) == 0
+    defaults = {f.name: f.default for f in dataclasses.fields(train_mod.TrainConfig)}
+    passed = {k: v for k, v in seen.items() if k not in ("content_dir", "style_dir", "out")}
+    assert passed and passed == {k: defaults[k] for k in passed}
 
 
 def test_export_torchscript(tmp_path, capsys):
