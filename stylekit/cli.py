@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, decayed as lr / (1 + 5e-5 step) (default %(default)s)")
     p.add_argument("--lr-warmup", type=int, default=0, help="ramp the lr up over N first steps (use ~100 with --init)")
     p.add_argument("--style-weight", type=float, default=10.0, help="lambda in content + lambda * style (default %(default)s)")
+    p.add_argument("--grid-weight", type=float, default=0.0,
+                   help="weight of the penalty on patterns repeating every 8 px (stylekit.losses.grid_loss; default %(default)s)")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="data loader processes (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model, the crops and the pairs (default %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=250,
@@ -386,7 +388,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
     r = train(
         content_dir=a.content_dir, style_dir=a.style_dir, out=a.out, steps=a.steps, batch_size=a.batch_size,
         crop=a.crop, warmup_crop=a.warmup_crop, warmup_steps=a.warmup_steps, lr=a.lr, lr_warmup=a.lr_warmup,
-        style_weight=a.style_weight, workers=a.workers, seed=a.seed, checkpoint_every=a.checkpoint_every,
+        style_weight=a.style_weight, grid_weight=a.grid_weight, workers=a.workers, seed=a.seed, checkpoint_every=a.checkpoint_every,
         sample_every=a.sample_every, init=a.init, resume=not a.no_resume, compile=a.compile,
         device=a.device, dtype=a.dtype,
     )  # fmt: skip

@@ -41,6 +41,9 @@ from .weights import load_file, save_file
 __all__ = ["TrainConfig", "train", "train_step", "TrainResult"]
 
 
+LOG_COLUMNS = ["step", "loss", "content", "style", "lr", "crop", "sec_per_step", "time", "grid"]
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on (saved in every checkpoint).
@@ -58,6 +61,9 @@ class TrainConfig:
             ``init`` decoder back for a few dozen steps (measured: the loss jumped from about 9
             to 27 at lr 1.4e-4); 100 steps of warm-up avoid that. Default 0.
         style_weight: λ in ``content + λ·style`` (losses are in per-tap normalised units).
+        grid_weight: weight of :func:`~stylekit.losses.grid_loss`, which penalises patterns
+            repeating on the decoder's 8 px lattice (logged in every case). Default 0: the
+            paper's objective.
         init: a decoder safetensors file to start from (e.g. the shipped weights); default random.
             ``steps`` counts this run's steps; the exported decoder's ``step`` metadata adds the
             steps recorded in ``init`` (its ``run_step`` is this run's alone).
@@ -78,6 +84,7 @@ class TrainConfig:
     lr_decay: float = 5e-5
     lr_warmup: int = 0
     style_weight: float = 10.0
+    grid_weight: float = 0.0
     val_fraction: float = 0.02
     device: str = "auto"
     dtype: str = "auto"
@@ -111,6 +118,8 @@ class TrainConfig:
             raise ArgumentError(f"lr must be a positive number, got {self.lr}")
         if not (self.style_weight >= 0 and math.isfinite(self.style_weight)):
             raise ArgumentError(f"style_weight must be a non-negative number, got {self.style_weight}")
+        if not (self.grid_weight >= 0 and math.isfinite(self.grid_weight)):
+            raise ArgumentError(f"grid_weight must be a non-negative number, got {self.grid_weight}")
         if self.lr_warmup < 0:
             raise ArgumentError(f"lr_warmup must be 0 or more steps, got {self.lr_warmup}")
         if not 0 <= self.val_fraction < 1:
@@ -217,19 +226,19 @@ def _to_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 def train_step(
     model: torch.nn.Module, loss_fn: AdaINLoss, opt: torch.optim.Optimizer,
     content: torch.Tensor, style: torch.Tensor, device: torch.device, dtype: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One optimiser step of the AdaIN objective; returns (total, content, style) losses.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step of the AdaIN objective; returns the (total, content, style, grid) losses.
 
     ``model`` is an :class:`AdaINModel` (or its DDP wrapper); the forward and the losses run under
     ``autocast(device, dtype)``. The learning-rate schedule is the caller's.
     """
     with autocast(device, dtype):
         o = model(content, style, return_features=True)
-        loss, lc, ls = loss_fn(o.image, o.target, o.style_feats)
+        loss, lc, ls, lg = loss_fn(o.image, o.target, o.style_feats)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return loss, lc, ls
+    return loss, lc, ls, lg
 
 
 def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
@@ -256,7 +265,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     torch.manual_seed(cfg.seed)
     decoder = Decoder.from_file(cfg.init) if cfg.init else Decoder()
     model = AdaINModel(VGGEncoder.from_pretrained(), decoder).to(device, memory_format=torch.channels_last)
-    loss_fn = AdaINLoss(model.encoder, cfg.style_weight)
+    loss_fn = AdaINLoss(model.encoder, cfg.style_weight, cfg.grid_weight)
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
 
     # Steps the init decoder had already been trained for: the exported decoder's "step" counts them too.
@@ -287,12 +296,14 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     log_f = None
     if is_main:
         new_log = not (out / "log.csv").exists() or start == 0
+        if not new_log:
+            _extend_log_header(out / "log.csv")
         log_f = open(out / "log.csv", "w" if new_log else "a", newline="")
         log = csv.writer(log_f)
         if new_log:
-            log.writerow(["step", "loss", "content", "style", "lr", "crop", "sec_per_step", "time"])
+            log.writerow(LOG_COLUMNS)
     bar = _progress(start, cfg.steps, enabled=is_main and cfg.progress)
-    step, last = start, {"loss": float("nan"), "content": float("nan"), "style": float("nan")}
+    step, last = start, {"loss": float("nan"), "content": float("nan"), "style": float("nan"), "grid": float("nan")}
     t0 = time.perf_counter()
     model.train()
     model.encoder.eval()
@@ -305,12 +316,12 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                     if is_main:
                         warnings.warn(f"skipped unreadable images: {batch['skipped'][:3]} (total {stats['skipped']})", stacklevel=1)
                 c, s = _to_input(batch["content"], device), _to_input(batch["style"], device)
-                loss, lc, ls = train_step(runner, loss_fn, opt, c, s, device, dtype)
+                loss, lc, ls, lg = train_step(runner, loss_fn, opt, c, s, device, dtype)
                 sched.step()
                 step += 1
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or style_weight")
-                last = {"loss": loss.item(), "content": lc.item(), "style": ls.item()}
+                last = {"loss": loss.item(), "content": lc.item(), "style": ls.item(), "grid": lg.item()}
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}", crop=batch["content"].shape[-1])
                 if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
@@ -318,7 +329,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                     t0 = time.perf_counter()
                     log.writerow([step, f"{last['loss']:.5f}", f"{last['content']:.5f}", f"{last['style']:.5f}",
                                   f"{sched.get_last_lr()[0]:.3g}", batch["content"].shape[-1], f"{dt:.3f}",
-                                  datetime.datetime.now().isoformat(timespec="seconds")])  # fmt: skip
+                                  datetime.datetime.now().isoformat(timespec="seconds"), f"{last['grid']:.4g}"])  # fmt: skip
                     log_f.flush()
                 if is_main and val is not None and step % cfg.sample_every == 0:
                     _save_samples(model, val, out / "samples" / f"step{step:07d}.png", device, dtype)
@@ -343,6 +354,15 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"])
 
 
+def _extend_log_header(path: Path) -> None:
+    """A log.csv begun by an older stylekit, whose header lacks the later columns, gets today's
+    header before rows with those columns are appended (its old rows just have fewer fields)."""
+    lines = path.read_text().splitlines(keepends=True)
+    old = lines[0].strip().split(",") if lines else []
+    if old != LOG_COLUMNS and old == LOG_COLUMNS[: len(old)]:
+        path.write_text(",".join(LOG_COLUMNS) + "\n" + "".join(lines[1:]))
+
+
 def _meta_step(meta: dict[str, str]) -> int:
     try:
         return max(0, int(meta.get("step", 0)))
@@ -364,7 +384,7 @@ def _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, la
     _save_checkpoint(ckpt_path, decoder, opt, step, cfg, stats)
     meta = {
         "step": str(stats.get("init_step", 0) + step), "run_step": str(step), "batch_size": str(cfg.batch_size), "crop": str(cfg.crop),
-        "style_weight": str(cfg.style_weight), "tap_scale": json.dumps(TAP_SCALE),
+        "style_weight": str(cfg.style_weight), "grid_weight": str(cfg.grid_weight), "tap_scale": json.dumps(TAP_SCALE),
         "content_dir": str(cfg.content_dir), "style_dir": str(cfg.style_dir),
         "loss": f"{last['loss']:.5f}", "date": datetime.date.today().isoformat(),
         "encoder_padding": "reflect",  # VGGEncoder.from_pretrained()'s default, which train() uses

@@ -178,7 +178,7 @@ def test_no_readable_file_is_an_error_naming_the_folder_kind(tmp_path: Path, dat
     ("over", "match"),
     [({"steps": 0}, "steps"), ({"crop": 30}, "crop"), ({"crop": 36}, "crop"), ({"warmup_crop": 16}, "warmup_crop"),
      ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"),
-     ({"style_weight": -1.0}, "style_weight"), ({"val_fraction": 1.0}, "val_fraction"),
+     ({"style_weight": -1.0}, "style_weight"), ({"grid_weight": float("inf")}, "grid_weight"), ({"val_fraction": 1.0}, "val_fraction"),
      ({"checkpoint_every": 0}, "checkpoint_every")],
 )  # fmt: skip
 def test_invalid_config_raises(data, tmp_path: Path, over, match) -> None:
@@ -238,6 +238,34 @@ def test_short_run_writes_everything(data, tmp_path: Path) -> None:
         # content | style | output, one row per readable validation pair (4), 32 px crops, 2 px padding
         assert im.mode == "RGB" and im.size == (3 * 34 + 2, 4 * 34 + 2)
     assert not list(out.glob("*.tmp"))
+
+
+@pytest.mark.filterwarnings("ignore:skipped unreadable images")
+@pytest.mark.parametrize("grid_weight", [0.0, 300.0])
+def test_grid_term_is_logged_and_trained_on_when_weighted(data, tmp_path: Path, grid_weight: float) -> None:
+    out = tmp_path / "run"
+    train(**_kw(data, out, steps=2, grid_weight=grid_weight, style_weight=2.0))
+    with open(out / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    for r in rows:
+        loss, lc, ls, lg = (float(r[k]) for k in ("loss", "content", "style", "grid"))
+        assert lg > 0
+        assert loss == pytest.approx(lc + 2.0 * ls + grid_weight * lg, rel=1e-3, abs=1e-4)
+    assert Decoder.from_file(out / "decoder.safetensors").meta["grid_weight"] == str(grid_weight)
+
+
+def test_an_older_log_gets_the_new_header_before_rows_are_appended(tmp_path: Path) -> None:
+    from stylekit.train import LOG_COLUMNS, _extend_log_header
+
+    log = tmp_path / "log.csv"
+    old_row = "10,2.5,1.3,0.4,3.48e-05,192,3.6,2026-12-06T07:20:06\n"
+    log.write_text(",".join(LOG_COLUMNS[:8]) + "\n" + old_row)
+    _extend_log_header(log)
+    assert log.read_text() == ",".join(LOG_COLUMNS) + "\n" + old_row
+    log.write_text("something,else\n" + old_row)  # not an older header of ours: left alone
+    _extend_log_header(log)
+    assert log.read_text() == "something,else\n" + old_row
 
 
 # ------------------------------------------------------------------ (b) resume bit for bit
