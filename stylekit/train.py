@@ -22,6 +22,7 @@ import os
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -345,13 +346,28 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
             raise
     finally:
         if step > start:
-            _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, last)
+            _despite_dying_workers(lambda: _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, last),
+                                   flag, cfg.workers)  # fmt: skip
         bar.close()
         if log_f:
             log_f.close()
         if world > 1:
             model.decoder = decoder
     return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"])
+
+
+def _despite_dying_workers(save: Callable[[], None], flag: _StopFlag, workers: int) -> None:
+    """Run ``save`` (the last checkpoint). A stop signal sent to the whole process group kills the
+    DataLoader workers too, and torch reports each death from its SIGCHLD handler at whatever
+    line runs then, possibly in the middle of this checkpoint: after a stop, write it again
+    (files are written atomically, so an interrupted attempt leaves nothing half-written)."""
+    for attempt in range(workers + 1):
+        try:
+            save()
+            return
+        except RuntimeError as e:
+            if not (flag.stop and "DataLoader worker" in str(e)) or attempt == workers:
+                raise
 
 
 def _extend_log_header(path: Path) -> None:

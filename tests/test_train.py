@@ -255,6 +255,39 @@ def test_grid_term_is_logged_and_trained_on_when_weighted(data, tmp_path: Path, 
     assert Decoder.from_file(out / "decoder.safetensors").meta["grid_weight"] == str(grid_weight)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_last_checkpoint_is_written_again_when_dying_workers_interrupt_it(workers: int) -> None:
+    """After a stop signal to the process group, torch reports each killed DataLoader worker from
+    its SIGCHLD handler, wherever the main process is: possibly in the last checkpoint (seen in CI)."""
+    from stylekit.train import _despite_dying_workers, _StopFlag
+
+    died = RuntimeError("DataLoader worker (pid 7609) is killed by signal: Terminated. ")
+    flag = _StopFlag()
+    calls = []
+
+    def save(failures: int, error: Exception = died):
+        def run() -> None:
+            calls.append(1)
+            if len(calls) <= failures:
+                raise error
+        return run
+
+    flag.stop = True
+    _despite_dying_workers(save(workers), flag, workers)  # one interruption per worker: written at last
+    assert len(calls) == workers + 1
+    calls.clear()
+    with pytest.raises(RuntimeError, match="DataLoader worker"):
+        _despite_dying_workers(save(workers + 1), flag, workers)  # more than the workers can explain
+    calls.clear()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _despite_dying_workers(save(1, RuntimeError("out of memory")), flag, workers)  # any other error
+    calls.clear()
+    flag.stop = False
+    with pytest.raises(RuntimeError, match="DataLoader worker"):
+        _despite_dying_workers(save(1), flag, workers)  # a worker dying without a stop is an error
+    assert len(calls) == 1
+
+
 def test_an_older_log_gets_the_new_header_before_rows_are_appended(tmp_path: Path) -> None:
     from stylekit.train import LOG_COLUMNS, _extend_log_header
 
