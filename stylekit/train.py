@@ -321,10 +321,11 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                 sched.step()
                 step += 1
                 if not math.isfinite(loss.item()):
-                    raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or style_weight")
+                    raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr, style_weight or grid_weight")
                 last = {"loss": loss.item(), "content": lc.item(), "style": ls.item(), "grid": lg.item()}
                 bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}", crop=batch["content"].shape[-1])
+                bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}",
+                                g=f"{last['grid']:.2e}", crop=batch["content"].shape[-1])  # fmt: skip
                 if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
                     dt = (time.perf_counter() - t0) / cfg.log_every
                     t0 = time.perf_counter()
