@@ -58,12 +58,15 @@ def _tile(text: str) -> int | str:
 
 
 def _weights(text: str) -> list[float]:
+    """Comma-separated weights, held to stylekit.style.check_style_weights's rule (imported only
+    when the flag is given: it brings torch)."""
+    from .style import check_style_weights
+
     try:
         values = [float(w) for w in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or not all(0.0 <= v < float("inf") for v in values) or sum(values) <= 0:
-        raise argparse.ArgumentTypeError(f"--style-weights must be comma-separated numbers >= 0, not all 0 (e.g. 3,1), got {text!r}")
+        check_style_weights(values, len(values))
+    except (ValueError, ArgumentError):
+        raise argparse.ArgumentTypeError(f"--style-weights must be comma-separated numbers >= 0, not all 0 (e.g. 3,1), got {text!r}") from None
     return values
 
 

@@ -343,7 +343,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
         # A SIGTERM sent to the whole process group (kill -- -PGID, a batch scheduler) reaches
         # the DataLoader workers too; one that dies of it before this process
         # finishes its step is part of the same stop, not an error.
-        if not (flag.stop and "DataLoader worker" in str(e)):
+        if not _worker_killed_by_the_stop(e, flag):
             raise
     finally:
         if step > start:
@@ -357,6 +357,11 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"])
 
 
+def _worker_killed_by_the_stop(e: RuntimeError, flag: _StopFlag) -> bool:
+    """torch's report of a DataLoader worker killed by the same stop signal: part of the stop."""
+    return flag.stop and "DataLoader worker" in str(e)
+
+
 def _despite_dying_workers(save: Callable[[], None], flag: _StopFlag, workers: int) -> None:
     """Run ``save`` (the last checkpoint). A stop signal sent to the whole process group kills the
     DataLoader workers too, and torch reports each death from its SIGCHLD handler at whatever
@@ -367,7 +372,7 @@ def _despite_dying_workers(save: Callable[[], None], flag: _StopFlag, workers: i
             save()
             return
         except RuntimeError as e:
-            if not (flag.stop and "DataLoader worker" in str(e)) or attempt == workers:
+            if not _worker_killed_by_the_stop(e, flag) or attempt == workers:
                 raise
 
 
