@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import stylekit  # noqa: E402
 from stylekit import api  # noqa: E402
-from stylekit.device import cpu_has_fast_bf16  # noqa: E402
+from stylekit.device import _cpu_flags, cpu_has_fast_bf16  # noqa: E402
 
 CONTENT = ROOT / "stylekit" / "examples" / "chelsea_cat.jpg"
 STYLE = ROOT / "stylekit" / "examples" / "renoir_the_wave_1879_aic81557.jpg"
@@ -71,15 +71,10 @@ def allocator() -> str:
 
 def hardware(device: str) -> str:
     """CPU model and its bf16 matrix features (from /proc/cpuinfo), or the GPU's name."""
-    model, flags = "", set()
+    model, flags = "", _cpu_flags()  # the flags stylekit's dtype="auto" decides by
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and not model:
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
+            model = next((v.strip() for k, _, v in (line.partition(":") for line in f) if k.strip() == "model name"), "")
     except OSError:
         pass
     has = lambda f: "yes" if f in flags else "no"  # noqa: E731

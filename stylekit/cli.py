@@ -395,7 +395,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
         sample_every=a.sample_every, init=a.init, resume=not a.no_resume, compile=a.compile,
         device=a.device, dtype=a.dtype,
     )  # fmt: skip
-    print(f"step {r.step}: loss {r.loss:.4f} (content {r.content_loss:.4f}, style {r.style_loss:.4f}); "
+    grid = f", grid {r.grid_loss:.3g}" if a.grid_weight else ""
+    print(f"step {r.step}: loss {r.loss:.4f} (content {r.content_loss:.4f}, style {r.style_loss:.4f}{grid}); "
           f"decoder in {r.decoder_path}; {r.skipped_files} unreadable files skipped")  # fmt: skip
 
 

@@ -129,6 +129,12 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` returns: the last step, its losses and where the weights went.
+
+    ``loss == content_loss + style_weight * style_loss + grid_weight * grid_loss`` (the last step's
+    terms; ``grid_loss`` is measured, and logged, even when ``grid_weight`` is 0).
+    """
+
     step: int
     loss: float
     content_loss: float
@@ -136,6 +142,7 @@ class TrainResult:
     decoder_path: Path
     checkpoint_path: Path
     skipped_files: int
+    grid_loss: float = 0.0
 
 
 class _StopFlag:
@@ -354,7 +361,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
             log_f.close()
         if world > 1:
             model.decoder = decoder
-    return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"])
+    return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"], last["grid"])
 
 
 def _worker_killed_by_the_stop(e: RuntimeError, flag: _StopFlag) -> bool:

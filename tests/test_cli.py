@@ -327,15 +327,16 @@ def test_train_passes_its_options(monkeypatch, tmp_path, capsys):
 
     def fake_train(**kw):
         seen.update(kw)
-        return train_mod.TrainResult(7, 1.0, 0.5, 0.05, tmp_path / "decoder.safetensors", tmp_path / "c", 0)
+        return train_mod.TrainResult(7, 1.0, 0.5, 0.05, tmp_path / "decoder.safetensors", tmp_path / "c", 0, 2.5e-4)
 
     monkeypatch.setattr(train_mod, "train", fake_train)
     argv = ["train", "--content-dir", "c", "--style-dir", "s", "--out", str(tmp_path), "--steps", "7", "--crop", "64",
-            "--batch-size", "2", "--device", "cpu", "--no-resume", "--lr-warmup", "5"]  # fmt: skip
+            "--batch-size", "2", "--device", "cpu", "--no-resume", "--lr-warmup", "5", "--grid-weight", "100"]  # fmt: skip
     assert main(argv) == 0
     assert seen["steps"] == 7 and seen["crop"] == 64 and seen["batch_size"] == 2 and seen["resume"] is False
-    assert seen["lr_warmup"] == 5
-    assert "step 7" in capsys.readouterr().out
+    assert seen["lr_warmup"] == 5 and seen["grid_weight"] == 100.0
+    out = capsys.readouterr().out
+    assert "step 7" in out and "grid 0.00025" in out
 
 
 def test_train_defaults_are_the_train_configs(monkeypatch, tmp_path):
@@ -350,6 +351,16 @@ def test_train_defaults_are_the_train_configs(monkeypatch, tmp_path):
     defaults = {f.name: f.default for f in dataclasses.fields(train_mod.TrainConfig)}
     passed = {k: v for k, v in seen.items() if k not in ("content_dir", "style_dir", "out")}
     assert passed and passed == {k: defaults[k] for k in passed}
+
+
+def test_export_opset_help_names_the_exporters_defaults():
+    """The parser does not import torch, so --opset's help spells the defaults out: keep them true."""
+    from stylekit.cli import build_parser
+    from stylekit.export import DEFAULT_OPSET, DYNAMO_MIN_OPSET
+
+    export = build_parser()._subparsers._group_actions[0].choices["export"]  # type: ignore[union-attr]
+    (opset,) = [a for a in export._actions if "--opset" in a.option_strings]
+    assert f"default {DEFAULT_OPSET}, or {DYNAMO_MIN_OPSET} with --dynamo" in opset.help
 
 
 def test_export_torchscript(tmp_path, capsys):

@@ -108,12 +108,12 @@ def prelude(folder: Path, text: str) -> dict:
         left[:, :192] = 255
         ns["left"] = left
     if "in frames" in text:
-        from test_video import make_clip
+        from clips import make_clip
 
         ns["frames"] = make_clip(frames=4)
         ns["show"] = lambda frame: ns.setdefault("shown", []).append(frame)
     if "clip.mp4" in text or "in.mp4" in text:
-        from test_video import make_clip, write_clip
+        from clips import make_clip, write_clip
 
         for name in ("clip.mp4", "in.mp4"):
             if not (folder / name).exists():

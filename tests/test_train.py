@@ -214,7 +214,7 @@ def test_short_run_writes_everything(data, tmp_path: Path) -> None:
     assert result.skipped_files >= 1
     assert any("bad.jpg" in str(w.message) or "empty.png" in str(w.message) or "broken.webp" in str(w.message) for w in record)
     assert all(np.isfinite([result.loss, result.content_loss, result.style_loss]))
-    assert result.loss == pytest.approx(result.content_loss + 10.0 * result.style_loss, rel=1e-5)
+    assert result.loss == pytest.approx(result.content_loss + 10.0 * result.style_loss, rel=1e-5)  # grid_weight 0
 
     assert result.checkpoint_path == out / "checkpoint.safetensors"
     tensors, meta = _ckpt(result.checkpoint_path)
@@ -244,7 +244,9 @@ def test_short_run_writes_everything(data, tmp_path: Path) -> None:
 @pytest.mark.parametrize("grid_weight", [0.0, 300.0])
 def test_grid_term_is_logged_and_trained_on_when_weighted(data, tmp_path: Path, grid_weight: float) -> None:
     out = tmp_path / "run"
-    train(**_kw(data, out, steps=2, grid_weight=grid_weight, style_weight=2.0))
+    result = train(**_kw(data, out, steps=2, grid_weight=grid_weight, style_weight=2.0))
+    assert result.grid_loss > 0
+    assert result.loss == pytest.approx(result.content_loss + 2.0 * result.style_loss + grid_weight * result.grid_loss, rel=1e-5)
     with open(out / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["step"] for r in rows] == ["1", "2"]
