@@ -8,6 +8,7 @@ remembers what came in so a result can go back out in the same type. Bad input r
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -160,6 +161,8 @@ def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE
     except (OSError, ValueError) as e:  # a name too long, a NUL byte, a symlink loop, ...
         raise ImageError(f"{name}: cannot use the path {str(p)[:200]!r}: {getattr(e, 'strerror', None) or e}") from None
     if not exists:
+        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", str(path)):
+            raise ImageError(f"{name}: {str(path)[:200]!r} is a URL; stylekit reads local files only (download it first)")
         raise ImageError(f"{name}: no such file: {str(p)!r}")
     if is_dir:
         raise ImageError(f"{name}: {str(p)!r} is a directory, not an image file")

@@ -128,10 +128,11 @@ def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
     "args, message",
     [
         (["transfer", "nope.jpg", "{s1}", "-o", "{tmp}/x.jpg"], "no such file"),
+        (["transfer", "https://example.com/a.jpg?w=2", "{s1}", "-o", "{tmp}/x.jpg"], "'https://example.com/a.jpg?w=2' is a URL"),
         (["transfer", "{a}", "-o", "{tmp}/x.jpg"], "needs a content and a style"),
         (["transfer", "{tmp}/photos/*.gif", "{s1}", "-o", "{tmp}/o"], "no files match"),
         (["transfer", "{a}", "{b}", "{s1}", "-o", "-"], "takes one result"),
-        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.xyz"], "unknown image file extension"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.xyz"], "-o {tmp}/x.xyz: unknown image file extension"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--device", "tpu"], "device"),
         (["transfer", "{a}", "{s1}", "-o", "-", "--json"], "--json"),
         (["transfer", "-", "-", "-o", "{tmp}/x.jpg"], "one image only"),

@@ -50,6 +50,12 @@ def test_missing_file_names_argument_and_path(tmp_path: Path) -> None:
         load_image(tmp_path / "nope.jpg", name="content")
 
 
+@pytest.mark.parametrize("url", ["https://example.com/a.jpg", "s3://bucket/a.png", "file:///tmp/none.jpg"])
+def test_a_url_is_named_as_one_not_fetched(url: str) -> None:
+    with pytest.raises(ImageError, match=r"style: '.*' is a URL; stylekit reads local files only"):
+        load_image(url, name="style")
+
+
 def test_directory(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="directory"):
         load_image(tmp_path)
