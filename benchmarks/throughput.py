@@ -111,6 +111,11 @@ def runners(mode: str, model: AdaINModel, dtype: torch.dtype, device: torch.devi
     return call(whole, c, s), call(reused, c, mean, std)
 
 
+def rate(per_s: float) -> str:
+    """Images per second: whole numbers with separators, three digits below 100 (0.47, not 0)."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto")
@@ -156,7 +161,7 @@ def main() -> None:
                     if mode == "eager":
                         eager[row] = t
                     ratio = f"{eager[row] / t:.2f}" if row in eager else ""
-                    print(f"| {n} | {b} | {mode} | {row} | {t:.4f} | {b / t:,.0f} | {ratio} | {diff} |", flush=True)
+                    print(f"| {n} | {b} | {mode} | {row} | {t:.4f} | {rate(b / t)} | {ratio} | {diff} |", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,7 +28,7 @@ def test_throughput_times_eager_and_the_api_on_the_same_picture() -> None:
     ]  # fmt: skip
     for n, batch, _, _, seconds, per_s, _, diff in rows:
         assert (n, batch) == ("32", "2")
-        assert float(seconds) > 0 and float(per_s.replace(",", "")) > 0
+        assert float(seconds) > 0 and float(per_s.replace(",", "")) == pytest.approx(2 / float(seconds), rel=0.05)
         assert float(diff) == 0.0  # transfer() runs the very module the eager rows time
 
 
