@@ -51,20 +51,21 @@ def _meminfo_available() -> int | None:
         return None
 
 
-def _cgroup_available() -> int | None:
+def _cgroup_available(proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup", sys_cgroup: str | os.PathLike[str] = "/sys/fs/cgroup") -> int | None:
     """What this process's cgroup (v2 or v1 memory controller, and its ancestors) still allows:
-    the limit minus the usage plus the reclaimable page cache; None where no limit is set."""
+    the limit minus the usage plus the reclaimable page cache; None where no limit is set.
+    (The two paths are parameters for the tests.)"""
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(proc_cgroup) as f:
             lines = [ln.rstrip("\n").split(":", 2) for ln in f]
     except OSError:
         return None
     found: list[int] = []
     for _, controllers, rel in (ln for ln in lines if len(ln) == 3):
         if controllers == "":  # v2: memory.max, memory.current, memory.stat inactive_file
-            root, files = Path("/sys/fs/cgroup"), ("memory.max", "memory.current", "inactive_file")
+            root, files = Path(sys_cgroup), ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):  # v1
-            root, files = Path("/sys/fs/cgroup/memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            root, files = Path(sys_cgroup) / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
         else:
             continue
         d = root / rel.lstrip("/")

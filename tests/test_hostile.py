@@ -1075,6 +1075,40 @@ def test_untiled_limit_follows_the_available_memory(style: Style, monkeypatch: p
         transfer(torch.rand(3, 48, 40), style, device="cpu", dtype="fp32")  # 1920 px: does not
 
 
+def _cgroup_tree(root: Path, version: int, levels: dict[str, tuple[str, int, int]]) -> None:
+    """A fake /sys/fs/cgroup: for each relative folder, (limit, usage, inactive page cache)."""
+    base = root if version == 2 else root / "memory"
+    names = ("memory.max", "memory.current", "inactive_file") if version == 2 else (
+        "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")  # fmt: skip
+    for rel, (limit, usage, inactive) in levels.items():
+        d = base / rel
+        d.mkdir(parents=True, exist_ok=True)
+        (d / names[0]).write_text(f"{limit}\n")
+        (d / names[1]).write_text(f"{usage}\n")
+        (d / "memory.stat").write_text(f"anon 5\n{names[2]} {inactive}\nfile 9\n")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_cgroup_memory_limit_is_read_with_its_ancestors(tmp_path: Path, version: int) -> None:
+    """Limit - usage + reclaimable cache, the smallest along the path up to the root; "max" and
+    the v1 "no limit" value (near 2**63) are no limit. Without a memory controller: None."""
+    sys_root, proc = tmp_path / "sys", tmp_path / "cgroup"
+    unlimited = "max" if version == 2 else str(2**63 - 4096)
+    _cgroup_tree(sys_root, version, {
+        "": (unlimited, 7_000, 0),  # the root: no limit
+        "user.slice": (str(10_000), 6_000, 500),  # 4,500 left
+        "user.slice/job": (str(8_000), 2_000, 1_000),  # 7,000 left
+    })  # fmt: skip
+    line = "0::/user.slice/job" if version == 2 else "4:memory:/user.slice/job"
+    proc.write_text(f"1:name=systemd:/x\n{line}\n")
+    assert memory._cgroup_available(proc, sys_root) == 4_500
+    proc.write_text(f"{'0::/' if version == 2 else '4:memory:/'}\n")
+    assert memory._cgroup_available(proc, sys_root) is None  # only the unlimited root
+    proc.write_text("3:cpu,cpuacct:/user.slice/job\n")
+    assert memory._cgroup_available(proc, sys_root) is None  # no memory controller listed
+    assert memory._cgroup_available(tmp_path / "missing", sys_root) is None
+
+
 def test_style_without_data_is_refused(style: Style) -> None:
     """A Style whose tensors have no data (meta or fake tensors) or are not real numbers is a
     ShapeError naming it when used, before any model runs: not a NotImplementedError from torch."""
