@@ -20,7 +20,7 @@ from PIL import Image
 import stylekit
 from stylekit import AdaINModel, ArgumentError, ImageError, ShapeError, StyleTransfer, VGGEncoder, api, transfer
 from stylekit.color import keep_luminance, match_color, rgb_to_yiq
-from stylekit.masks import read_mask, region_weights, resize_masks
+from stylekit.masks import blend_regions, read_mask, region_weights, resize_masks
 from stylekit.ops import adain, mean_std
 from stylekit.pipeline import fit_size
 from stylekit.style import check_style_weights
@@ -260,6 +260,9 @@ def test_each_region_gets_its_own_statistics(enc: VGGEncoder, cat, wave, gauguin
         torch.testing.assert_close(mean[live], s[0][live], rtol=1e-3, atol=1e-2)  # AdaIN §7.2: region stats -> style's
         torch.testing.assert_close(std[live], s[1][live], rtol=1e-3, atol=1e-2)
     torch.testing.assert_close(t[..., 10:], f_c[..., 10:])  # uncovered: the content features
+    # the same as stylekit.masks.blend_regions (the module's formula) of each style in its region alone
+    alone = [Target("adain", [(*s, None)], masks=m[k : k + 1])(f_c) for k, s in enumerate((s1, s2))]
+    torch.testing.assert_close(t, blend_regions(f_c, alone, region_weights(m)), rtol=1e-5, atol=1e-5)
 
 
 def test_masks_end_to_end(stx: StyleTransfer, cat, wave, gauguin, tmp_path: Path) -> None:
