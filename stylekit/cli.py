@@ -211,7 +211,9 @@ def _check_preserve_color(a: argparse.Namespace) -> None:
 
 def _expand(spec: str, what: str) -> list[Path | str]:
     """A file, a folder (its images, sorted), a glob pattern, or - (stdin)."""
-    if spec == STDIO or "://" in spec:
+    from .image import is_url
+
+    if spec == STDIO or is_url(spec):
         return [spec]  # a URL as typed (Path would fold its //): reading it names it as one
     p = Path(spec)
     if p.is_dir():
@@ -249,10 +251,11 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None) ->
         return [(*pairs[0], STDIO)]
     out = Path(output)
     if len(pairs) == 1 and out.suffix and not out.is_dir():
-        from PIL import Image
+        from .image import unknown_extension
 
-        if out.suffix.lower() not in Image.registered_extensions():  # before the work, not after it
-            raise ArgumentError(f"-o {output}: unknown image file extension {out.suffix!r} (use .jpg, .png, .webp, ...)")
+        problem = unknown_extension(out)  # save_image's rule, checked before the work, not after it
+        if problem:
+            raise ArgumentError(f"-o {output}: {problem}")
         return [(*pairs[0], str(out))]
     if out.exists() and not out.is_dir():
         raise ArgumentError(f"-o {output!r}: {len(pairs)} results need a folder, and this is a file")

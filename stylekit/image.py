@@ -152,6 +152,17 @@ def _check_size(name: str, h: int, w: int, min_side: int = MIN_SIDE) -> None:
 # --------------------------------------------------------------------------- files and PIL
 
 
+def is_url(text: str) -> bool:
+    """Whether ``text`` starts like a URL (``scheme://``): stylekit reads local files only."""
+    return re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", text) is not None
+
+
+def unknown_extension(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with ``path``'s extension for writing an image; None where Pillow writes it."""
+    ext = Path(path).suffix.lower()
+    return None if ext in Image.registered_extensions() else f"unknown image file extension {ext!r} (use .jpg, .png, .webp, ...)"
+
+
 def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE) -> Image.Image:
     """Open, check and decode an image file (first frame, EXIF orientation applied); every failure
     is an :class:`ImageError` naming ``name``. Sets no process-wide state (no warnings filter)."""
@@ -161,7 +172,7 @@ def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE
     except (OSError, ValueError) as e:  # a name too long, a NUL byte, a symlink loop, ...
         raise ImageError(f"{name}: cannot use the path {str(p)[:200]!r}: {getattr(e, 'strerror', None) or e}") from None
     if not exists:
-        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", str(path)):
+        if is_url(str(path)):
             raise ImageError(f"{name}: {str(path)[:200]!r} is a URL; stylekit reads local files only (download it first)")
         raise ImageError(f"{name}: no such file: {str(p)!r}")
     if is_dir:
@@ -387,8 +398,9 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
         raise ImageError(f"image must be a PIL image, tensor or numpy array, got {type(image).__name__}")
     p = Path(path)
     ext = p.suffix.lower()
-    if ext not in Image.registered_extensions():
-        raise ArgumentError(f"path={str(p)!r}: unknown image file extension {ext!r} (use .jpg, .png, .webp, ...)")
+    problem = unknown_extension(p)
+    if problem:
+        raise ArgumentError(f"path={str(p)!r}: {problem}")
     if ext in (".jpg", ".jpeg", ".jpe", ".jfif") and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")
     p.parent.mkdir(parents=True, exist_ok=True)
