@@ -258,7 +258,7 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None) ->
             raise ArgumentError(f"-o {output}: {problem}")
         return [(*pairs[0], str(out))]
     if out.exists() and not out.is_dir():
-        raise ArgumentError(f"-o {output!r}: {len(pairs)} results need a folder, and this is a file")
+        raise ArgumentError(f"-o {output}: {len(pairs)} results need a folder, and this is a file")
     stem = lambda x: "stdin" if x == STDIO else Path(x).stem  # noqa: E731
     result, seen = [], {}
     for c, s in pairs:

@@ -388,19 +388,19 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
         >>> Image.open(p).size
         (16, 16)
     """
-    if isinstance(image, Image.Image):
-        img = image
-    elif isinstance(image, Tensor):
-        img = to_pil(image)
-    elif isinstance(image, np.ndarray):
-        img = to_pil(_numpy_to_tensor(image, "image"))
-    else:
+    if not isinstance(image, (Image.Image, Tensor, np.ndarray)):
         raise ImageError(f"image must be a PIL image, tensor or numpy array, got {type(image).__name__}")
     p = Path(path)
     ext = p.suffix.lower()
     problem = unknown_extension(p)
-    if problem:
+    if problem:  # before converting the picture, which may be large
         raise ArgumentError(f"path={str(p)!r}: {problem}")
+    if isinstance(image, Image.Image):
+        img = image
+    elif isinstance(image, Tensor):
+        img = to_pil(image)
+    else:
+        img = to_pil(_numpy_to_tensor(image, "image"))
     if ext in (".jpg", ".jpeg", ".jpe", ".jfif") and img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")
     p.parent.mkdir(parents=True, exist_ok=True)

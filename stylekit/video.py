@@ -45,7 +45,7 @@ from ._deps import require
 from .api import STYLE_SIZE, Style, StyleTransfer
 from .device import autocast
 from .errors import ArgumentError, ShapeError, StylekitError
-from .image import ImageLike, check_size_arg, crop_padding, pad_to_multiple, read_image, resize_short_side
+from .image import ImageLike, check_size_arg, crop_padding, is_url, pad_to_multiple, read_image, resize_short_side
 from .model import AdaINModel
 from .ops import mean_std
 
@@ -346,7 +346,11 @@ def stylize_video(
     av = require("av", "video", "stylekit.video")
     from tqdm.auto import tqdm
 
+    if is_url(str(src)):  # checked before Path() folds the "//"
+        raise VideoError(f"src: {str(src)[:200]!r} is a URL; stylekit reads local files only (download it first)")
     src, dst = Path(src), Path(dst)
+    if src.is_dir():
+        raise VideoError(f"src: {str(src)!r} is a directory, not a video file")
     if not src.is_file():
         raise VideoError(f"src: no such file: {str(src)!r}")
     if dst.exists() and dst.resolve() == src.resolve():

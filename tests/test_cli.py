@@ -133,6 +133,7 @@ def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
         (["transfer", "{tmp}/photos/*.gif", "{s1}", "-o", "{tmp}/o"], "no files match"),
         (["transfer", "{a}", "{b}", "{s1}", "-o", "-"], "takes one result"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.xyz"], "-o {tmp}/x.xyz: unknown image file extension"),
+        (["transfer", "{a}", "{b}", "{s1}", "-o", "{s2}"], "-o {s2}: 2 results need a folder, and this is a file"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--device", "tpu"], "device"),
         (["transfer", "{a}", "{s1}", "-o", "-", "--json"], "--json"),
         (["transfer", "-", "-", "-o", "{tmp}/x.jpg"], "one image only"),

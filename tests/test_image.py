@@ -377,6 +377,11 @@ def test_save_image(tmp_path: Path) -> None:
     save_image(np.asarray(img), tmp_path / "arr.webp")
     with pytest.raises(ArgumentError, match="extension"):
         save_image(img, tmp_path / "out.nope")
+    with pytest.raises(ArgumentError, match="extension"):  # the path is checked before the picture is converted
+        save_image(np.zeros((20, 20, 7), np.uint8), tmp_path / "out.nope")
+    with pytest.raises(ShapeError):
+        save_image(np.zeros((20, 20, 7), np.uint8), tmp_path / "out.png")
+    assert not (tmp_path / "out.nope").exists() and not (tmp_path / "out.png").exists()
 
 
 # ----------------------------------------------------------------------------- resizing and padding

@@ -159,6 +159,10 @@ def test_video_errors(tmp_path, tiny_model):
     pytest.importorskip("av")
     with pytest.raises(VideoError, match="no such file"):
         stylize_video(tmp_path / "missing.mp4", tmp_path / "o.mp4", WAVE, model=tiny_model)
+    with pytest.raises(VideoError, match="'https://example.com/v.mp4' is a URL; stylekit reads local files only"):
+        stylize_video("https://example.com/v.mp4", tmp_path / "o.mp4", WAVE, model=tiny_model)
+    with pytest.raises(VideoError, match="is a directory, not a video file"):
+        stylize_video(tmp_path, tmp_path / "o.mp4", WAVE, model=tiny_model)
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"this is not a video" * 10)
     with pytest.raises(VideoError, match="junk.mp4"):
@@ -186,3 +190,6 @@ def test_cli_video(clip_file, tiny_model, tmp_path, capsys):
     assert r["path"] == str(out) and r["frames"] == 12 and r["audio"] == "copied" and r["flicker"] > 0
     assert main(["video", str(clip_file), "-o", str(out), "--style", str(WAVE), "--no-stabilize", "--blend", "0.5"]) == 2
     assert "contradict" in capsys.readouterr().err
+    url = "https://example.com/v.mp4"
+    assert main(["video", url, "-o", str(tmp_path / "u.mp4"), "--style", str(WAVE), "--decoder", str(dec)]) == 2
+    assert f"src: '{url}' is a URL" in capsys.readouterr().err  # as typed, not folded by a Path
