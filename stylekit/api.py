@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from .model import AdaINModel, compute_model
 from .pipeline import METHODS, STYLE_SIZE, Job, Options, Runner, StyleCache, check_options, plan
 from .style import Style
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
     "Style", "StyleTransfer", "transfer", "get_model", "clear_model_cache", "set_style_cache_size",
     "clear_style_cache", "METHODS", "STYLE_SIZE",
@@ -32,6 +36,31 @@ ImageOut = Union[Image.Image, np.ndarray, Tensor]
 Method = Literal["adain", "wct", "gatys"]
 Contents = Union[ImageLike, Sequence[ImageLike]]
 Styles = Union[ImageLike, Style, Sequence[Union[ImageLike, Style]]]
+PathOrPIL = Union[str, os.PathLike, Image.Image]
+
+
+class CallOptions(TypedDict, total=False):
+    """The keyword options of :meth:`StyleTransfer.__call__` (described at :func:`transfer`),
+    for type checkers: with them the result's type follows the content's."""
+
+    size: int | None
+    max_size: int | None
+    style_weights: Sequence[float] | None
+    masks: Sequence[MaskLike] | None
+    preserve_color: PreserveColor | None
+    method: Method
+    tile: int | Literal["auto"] | None
+    steps: int
+    init: Init
+    progress: bool
+    callback: Callable[[int, Tensor], Any] | None
+
+
+class TransferOptions(CallOptions, total=False):
+    """The keyword options of :func:`transfer`: those of :class:`CallOptions`, a device and a dtype."""
+
+    device: str | torch.device
+    dtype: str | torch.dtype | None
 
 _MODELS: dict[tuple[torch.device, torch.dtype], AdaINModel] = {}
 _MODELS_LOCK = threading.Lock()
@@ -46,7 +75,7 @@ def _build_model(device: torch.device) -> AdaINModel:
 
 
 def _prepare(model: AdaINModel, device: torch.device) -> AdaINModel:
-    model = model.to(device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack this form
     model.eval()
     model.requires_grad_(False)
     return model
@@ -124,14 +153,14 @@ def _check_alpha(alpha: Any) -> float:
 
 def _read(content: Contents, style: Styles) -> tuple[list[ImageInput], list[ImageInput | Style], bool]:
     listed = isinstance(content, (list, tuple))
-    if listed:
+    if isinstance(content, (list, tuple)):
         if not content:
             raise ArgumentError("content is an empty list")
-        items = [read_image(c, name=f"content[{i}]") for i, c in enumerate(content)]  # type: ignore[union-attr]
+        items = [read_image(c, name=f"content[{i}]") for i, c in enumerate(content)]
     else:
-        items = [read_image(content, name="content")]  # type: ignore[arg-type]
+        items = [read_image(content, name="content")]  # type: ignore[arg-type]  # another Sequence: read_image names it
     many = isinstance(style, (list, tuple))
-    styles = list(style) if many else [style]  # type: ignore[list-item,arg-type]
+    styles: list[ImageLike | Style] = list(style) if isinstance(style, (list, tuple)) else [style]  # type: ignore[list-item]  # as above
     if not styles:
         raise ArgumentError("style is an empty list")
     entries = [
@@ -226,6 +255,22 @@ class StyleTransfer:
             x = resize_short_side(x, size)
         return self._runner(None).encode(x, cov=method == "wct")
 
+    # The result's type follows the content's: these overloads tell type checkers so.
+    @overload
+    def __call__(self, content: PathOrPIL, style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> Image.Image: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, content: np.ndarray, style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> np.ndarray: ...
+    @overload
+    def __call__(self, content: Tensor, style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> Tensor: ...
+    @overload
+    def __call__(self, content: Sequence[PathOrPIL], style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> list[Image.Image]: ...
+    @overload
+    def __call__(self, content: Sequence[np.ndarray], style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> list[np.ndarray]: ...
+    @overload
+    def __call__(self, content: Sequence[Tensor], style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> list[Tensor]: ...
+    @overload
+    def __call__(self, content: Sequence[ImageLike], style: Styles, alpha: float = ..., **options: Unpack[CallOptions]) -> list[ImageOut]: ...
+
     def __call__(
         self,
         content: Contents,
@@ -243,7 +288,7 @@ class StyleTransfer:
         init: Init = "content",
         progress: bool = True,
         callback: Callable[[int, Tensor], Any] | None = None,
-    ) -> ImageOut | list[ImageOut]:
+    ) -> ImageOut | list[Any]:
         """Stylise ``content`` with ``style``; the result comes back in the type of ``content``.
 
         Every option is described at :func:`transfer`.
@@ -302,6 +347,23 @@ class StyleTransfer:
         return outs if listed else outs[0]
 
 
+# The result's type follows the content's: these overloads tell type checkers so.
+@overload
+def transfer(content: PathOrPIL, style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> Image.Image: ...  # type: ignore[overload-overlap]
+@overload
+def transfer(content: np.ndarray, style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> np.ndarray: ...
+@overload
+def transfer(content: Tensor, style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> Tensor: ...
+@overload
+def transfer(content: Sequence[PathOrPIL], style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> list[Image.Image]: ...
+@overload
+def transfer(content: Sequence[np.ndarray], style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> list[np.ndarray]: ...
+@overload
+def transfer(content: Sequence[Tensor], style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> list[Tensor]: ...
+@overload
+def transfer(content: Sequence[ImageLike], style: Styles, alpha: float = ..., **options: Unpack[TransferOptions]) -> list[ImageOut]: ...
+
+
 def transfer(
     content: Contents,
     style: Styles,
@@ -320,7 +382,7 @@ def transfer(
     init: Init = "content",
     progress: bool = True,
     callback: Callable[[int, Tensor], Any] | None = None,
-) -> ImageOut | list[ImageOut]:
+) -> ImageOut | list[Any]:
     """Stylise ``content`` with ``style`` using the shipped AdaIN model (built once, then cached).
 
     The result has the type of ``content`` (a path gives a ``PIL.Image``) and exactly its

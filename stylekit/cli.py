@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +261,8 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None) ->
     if out.exists() and not out.is_dir():
         raise ArgumentError(f"-o {output}: {len(pairs)} results need a folder, and this is a file")
     stem = lambda x: "stdin" if x == STDIO else Path(x).stem  # noqa: E731
-    result, seen = [], {}
+    result: list[tuple[str, str, str]] = []
+    seen: dict[str, str] = {}
     for c, s in pairs:
         name = stem(c) if len(styles) == 1 else f"{stem(c)}__{stem(s)}"
         dest = str(out / f"{name}.{fmt or 'jpg'}")
@@ -300,7 +302,7 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     jobs = _destinations(contents, [tuple(styles)] if combine else styles, a.output, a.format)
     if a.json and a.output == STDIO:
         raise ArgumentError("--json prints on stdout, so it cannot go with -o - (stdout)")
-    run = stylekit.transfer
+    run: Callable[..., Any] = stylekit.transfer
     if a.decoder:  # validated (keys, shapes, dtypes) before any picture is read
         run = stylekit.StyleTransfer(a.device, a.dtype, model=_model_with_decoder(a.decoder))
     stdin = {STDIO: _read_stdin("content" if STDIO in contents else "style")} if STDIO in contents + styles else {}
@@ -436,7 +438,7 @@ def info() -> dict[str, Any]:
     from .device import cpu_has_fast_bf16, cpu_has_fast_fp16, resolve_device, resolve_dtype
     from .weights import DECODER, ENCODER, load_file, sha256_of
 
-    versions = {"stylekit": __version__, "python": platform.python_version()}
+    versions: dict[str, str | None] = {"stylekit": __version__, "python": platform.python_version()}
     for dist in ("torch", "torchvision", "numpy", "pillow", "safetensors", "av", "onnx", "onnxruntime"):
         try:
             versions[dist] = md.version(dist)

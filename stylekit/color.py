@@ -12,7 +12,7 @@ style transfer", 2016), for any stylisation method.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
@@ -33,7 +33,7 @@ _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 def check_preserve_color(value: Any) -> PreserveColor | None:
     """Validate ``preserve_color``: ``None``, ``"luminance"`` or ``"histogram"``."""
     if value is None or (isinstance(value, str) and value in PRESERVE_COLOR):
-        return value
+        return cast("PreserveColor | None", value)
     raise ArgumentError(f"preserve_color must be None, 'luminance' or 'histogram', got {value!r}")
 
 

@@ -12,6 +12,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,8 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def split_files(files: Sequence[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
     """Deterministic train/validation split by a hash of each file name (stable as folders grow)."""
-    train, val = [], []
+    train: list[Path] = []
+    val: list[Path] = []
     for f in files:
         h = int.from_bytes(hashlib.sha1(f.name.encode()).digest()[:4], "big") / 2**32
         (val if h < val_fraction else train).append(f)
@@ -69,7 +71,7 @@ def read_crop(path: Path, crop: int, rng: np.random.Generator) -> np.ndarray:
         target = crop if short < crop else min(short, int(crop * 1.5))
         if short != target:
             s = target / short
-            im = im.resize((max(crop, round(w * s)), max(crop, round(h * s))), Image.BILINEAR, reducing_gap=2.0)
+            im = im.resize((max(crop, round(w * s)), max(crop, round(h * s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
         w, h = im.size
         x, y = int(rng.integers(0, w - crop + 1)), int(rng.integers(0, h - crop + 1))
         im = im.crop((x, y, x + crop, y + crop))
@@ -116,13 +118,13 @@ class PairBatches(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, step: int) -> dict:
+    def __getitem__(self, step: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, self.rank, step])
         crop = self.crop(step)
         skipped: list[str] = []
-        out = {}
+        out: dict[str, Any] = {}
         for kind, files in (("content", self.content), ("style", self.style)):
-            arrs = []
+            arrs: list[np.ndarray] = []
             while len(arrs) < self.batch_size:
                 f = files[int(rng.integers(len(files)))]
                 try:  # no warnings filter here: catch_warnings is not thread-safe (read_crop checks bombs itself)

@@ -40,7 +40,7 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = []
         convs = [p for p in _PLAN if p != "up"]
         for p in _PLAN:
-            if p == "up":
+            if isinstance(p, str):  # "up"
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
                 continue
             layers += [ReflectPad(), nn.Conv2d(p[0], p[1], 3)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +53,8 @@ class VGGEncoder(nn.Module):
         torch.Size([1, 512, 8, 8])
     """
 
+    mean: Tensor  # the ImageNet mean in RGB, a buffer
+
     def __init__(self, padding: str = "reflect") -> None:
         super().__init__()
         if padding not in ("reflect", "zeros"):
@@ -86,8 +89,9 @@ class VGGEncoder(nn.Module):
                 w = table.float()[codes.long()]
                 if name == "conv1_1":  # fold BGR order and the 0–255 scale into the first conv
                     w = w[:, [2, 1, 0]] * 255.0
-                self.convs[name].weight.copy_(w)
-                self.convs[name].bias.copy_(tensors[f"{name}.bias"].float())
+                conv = cast(nn.Conv2d, self.convs[name])
+                conv.weight.copy_(w)
+                cast(Tensor, conv.bias).copy_(tensors[f"{name}.bias"].float())
 
     def forward(self, x: Tensor, taps: Iterable[str] = STYLE_TAPS) -> dict[str, Tensor]:
         """Run the network as far as the deepest requested tap.

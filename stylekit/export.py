@@ -141,13 +141,15 @@ def export_onnx(
                 graph, args, dynamo=True, opset_version=opset, input_names=list(INPUT_NAMES),
                 output_names=list(OUTPUT_NAMES), dynamic_shapes={**dims, "alpha": None}, verbose=False,
             )  # fmt: skip
+            assert program is not None  # dynamo=True returns the program
             proto = program.model_proto
         else:
             buf = io.BytesIO()
             axes = {"content": {0: "batch", 2: "height", 3: "width"}, "style": {0: "style_batch", 2: "style_height", 3: "style_width"},
                     "image": {0: "batch", 2: "height", 3: "width"}}  # fmt: skip
             torch.onnx.export(
-                graph, args, buf, dynamo=False, opset_version=opset, input_names=list(INPUT_NAMES),
+                graph, args, buf,  # type: ignore[arg-type]  # a file object works; the stubs say path
+                dynamo=False, opset_version=opset, input_names=list(INPUT_NAMES),
                 output_names=list(OUTPUT_NAMES), dynamic_axes=axes,
             )  # fmt: skip
             proto = onnx.load_from_string(buf.getvalue())

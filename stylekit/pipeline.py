@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -261,7 +261,7 @@ class Runner:
         if self.styles is None or s.device.type != "cpu":
             return None
         pixels = s.detach().contiguous()
-        digest = hashlib.sha256(memoryview(pixels.numpy()).cast("B")).digest()  # releases the GIL
+        digest = hashlib.sha256(pixels.numpy().data.cast("B")).digest()  # releases the GIL
         return (self.scope, self.device, self.dtype, cov, size, str(pixels.dtype), tuple(pixels.shape), digest)
 
     def encode(self, x: Tensor, cov: bool = False) -> Style:
@@ -294,10 +294,11 @@ class Runner:
             y = self._group(x, comps, job, o)
             for n, r in enumerate(idx):
                 out[r] = y[n : n + 1]
-        results, start = [], 0
+        results: list[Tensor] = []
+        start = 0
         for x in xs:
-            part = out[start : start + x.shape[0]]
-            results.append(part[0] if len(part) == 1 else torch.cat(part))  # type: ignore[arg-type]
+            part = cast(list[Tensor], out[start : start + x.shape[0]])  # every row was filled
+            results.append(part[0] if len(part) == 1 else torch.cat(part))
             start += x.shape[0]
         return results
 
@@ -333,15 +334,16 @@ class Runner:
     def _style(self, comp: list[int], job: Job, x: Tensor, o: Options) -> Style:
         """One component's statistics, batch 1 (shared) or the group's batch (one per row)."""
         wct = o.method == "wct"
-        if len(set(comp)) == 1 and isinstance(job.entries[comp[0]], Style):
-            st = job.entries[comp[0]]
+        first = job.entries[comp[0]]
+        if len(set(comp)) == 1 and isinstance(first, Style):
+            st = first
         else:
             if self.styles is not None and o.preserve_color != "histogram":  # recoloured: per content, not cached
                 parts = [self._cached_style(job.entries[e], x, o, wct) for e in (comp if len(set(comp)) > 1 else comp[:1])]
             else:
                 parts = []
                 for e, img in zip(comp, self._style_images(comp, job, x, o)):
-                    parts.append(self.encode(img, wct) if img is not None else job.entries[e])
+                    parts.append(self.encode(img, wct) if img is not None else cast(Style, job.entries[e]))
             covs = [p.cov for p in parts]
             st = Style(
                 torch.cat([p.mean.to(self.device) for p in parts]), torch.cat([p.std.to(self.device) for p in parts]),
@@ -395,7 +397,7 @@ class Runner:
         return y
 
     def _gatys(self, x: Tensor, comps: list[list[int]], job: Job, o: Options) -> Tensor:
-        imgs = [torch.cat(self._style_images(c, job, x, o)) for c in comps]
+        imgs = [torch.cat(cast(list[Tensor], self._style_images(c, job, x, o))) for c in comps]  # gatys has no Style entries
         init_image = None
         if o.init == "adain":
             init_image = self._decode(x, [self.encode(s) for s in imgs], job, o, "adain")

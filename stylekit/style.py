@@ -52,8 +52,9 @@ class Style:
                 raise ShapeError(f"Style.{name} must be a (B, C, 1, 1) tensor, got {shape}")
         if self.mean.shape != self.std.shape:
             raise ShapeError(f"Style.mean {tuple(self.mean.shape)} and std {tuple(self.std.shape)} differ")
-        for name, t in (("mean", self.mean), ("std", self.std), ("cov", self.cov)):
-            if isinstance(t, Tensor) and _problem(t) is None and not torch.isfinite(t).all():
+        maps: tuple[tuple[str, Tensor | None], ...] = (("mean", self.mean), ("std", self.std), ("cov", self.cov))
+        for name, m in maps:
+            if isinstance(m, Tensor) and _problem(m) is None and not torch.isfinite(m).all():
                 raise ShapeError(f"Style.{name} holds NaN or Inf")  # (tensors with no real data: see check())
         b, c = self.mean.shape[:2]
         if self.cov is not None and (not isinstance(self.cov, Tensor) or tuple(self.cov.shape) != (b, c, c)):

@@ -49,9 +49,8 @@ class Moments:
     def __init__(self, regions: int = 1, cov: bool = False) -> None:
         self.regions, self.cov = regions, cov
         self.n = torch.zeros(regions, dtype=torch.float64)
-        self.shift: Tensor | None = None
-        self.s1: Tensor | None = None
-        self.s2: Tensor | None = None
+        self.shift: Tensor | None = None  # None until the first add(), which sizes the sums
+        self.s1 = self.s2 = torch.zeros(0, dtype=torch.float64)
         self.outer: Tensor | None = None
 
     def add(self, feat: Tensor, weights: Tensor | None = None) -> None:
@@ -158,7 +157,7 @@ class Target:
             self._observe(feat, offset)
 
     def _observe(self, feat: Tensor, offset: tuple[int, int]) -> None:
-        masks = self._region_masks(offset, tuple(feat.shape[-2:]))
+        masks = self._region_masks(offset, (feat.shape[-2], feat.shape[-1]))
         weights = None
         if masks is not None:
             weights = torch.cat([torch.ones_like(masks[:1]), masks.to(feat.device)])
@@ -172,6 +171,7 @@ class Target:
             r = k + 1 if self.masks is not None else 0
             dev = mean.device
             if self.method == "wct":
+                assert cov is not None and s_cov is not None  # WCT targets keep the covariances
                 out.append((wct_matrix(cov[r], s_cov.to(dev), self.eps), mean[r], s_mean.to(dev), std[r]))
             else:
                 out.append((s_std.to(dev), mean[r], s_mean.to(dev), std[r]))
@@ -186,7 +186,7 @@ class Target:
             if self.moments.shift is None:
                 self.observe(feat, offset)
             self._prepared = self._prepare()
-        masks = self._region_masks(offset, tuple(feat.shape[-2:]))
+        masks = self._region_masks(offset, (feat.shape[-2], feat.shape[-1]))
         if masks is not None:
             w = region_weights(masks).to(feat.device)
             out = feat.float() * (1.0 - w.sum(0, keepdim=True))

@@ -22,6 +22,7 @@ again; measured on 12 MP pictures, docs/controls.md).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,9 +60,10 @@ def resolve_tile(tile: int | str | None, height: int, width: int) -> int | None:
     """The tile size to use for an image, or None to stylise it whole."""
     if tile == "auto":
         tile = AUTO_TILE if height * width > AUTO_TILE_PIXELS else None
-    if tile is None or (height <= tile and width <= tile):
+    if tile is None:
         return None
-    return int(tile)
+    size = int(tile)
+    return None if height <= size and width <= size else size
 
 
 def default_overlap(tile: int) -> int:
@@ -168,7 +170,7 @@ def stylize_tiled(
     for t in tiles:
         xt = crop(t)
         offset = (t.ys.start // 8, t.xs.start // 8)
-        y = model.stylize_with(xt, lambda f, o=offset: target(f, o), alpha).float().clamp_(0.0, 1.0)
+        y = model.stylize_with(xt, functools.partial(target, offset=offset), alpha).float().clamp_(0.0, 1.0)
         if post is not None:
             y = post(y, xt)
         w = (t.wy[:, None] * t.wx[None, :]).to(x.device)

@@ -22,12 +22,14 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import PairBatches, list_images, split_files
@@ -150,7 +152,7 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.stop = False
-        self._old: dict[int, object] = {}
+        self._old: dict[int, Any] = {}  # the handlers to put back
 
     def __enter__(self) -> _StopFlag:
         if _is_main_thread():
@@ -272,7 +274,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
 
     torch.manual_seed(cfg.seed)
     decoder = Decoder.from_file(cfg.init) if cfg.init else Decoder()
-    model = AdaINModel(VGGEncoder.from_pretrained(), decoder).to(device, memory_format=torch.channels_last)
+    model = AdaINModel(VGGEncoder.from_pretrained(), decoder).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     loss_fn = AdaINLoss(model.encoder, cfg.style_weight, cfg.grid_weight)
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
 
@@ -280,7 +282,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
     start, stats = 0, {"skipped": 0, "init_step": _meta_step(decoder.meta) if cfg.init else 0}
     if cfg.resume and ckpt_path.exists():
         start, stats = _load_checkpoint(ckpt_path, decoder, opt)
-        decoder.to(device, memory_format=torch.channels_last)
+        decoder.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack this form
         before = opt.param_groups[0].get("initial_lr", cfg.lr)
         for g in opt.param_groups:  # the lr asked for now, not the checkpoint's, rules from here on
             g["initial_lr"] = cfg.lr
@@ -291,7 +293,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
 
     if world > 1:
         model.decoder = torch.nn.parallel.DistributedDataParallel(decoder, device_ids=[device.index] if device.type == "cuda" else None)
-    runner = torch.compile(model) if cfg.compile else model
+    runner = cast(nn.Module, torch.compile(model)) if cfg.compile else model
 
     data = PairBatches(content_train, style_train, batch_size=cfg.batch_size, crop=cfg.crop_at, seed=cfg.seed, rank=rank)
     loader = DataLoader(
@@ -333,7 +335,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}",
                                 g=f"{last['grid']:.2e}", crop=batch["content"].shape[-1])  # fmt: skip
-                if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+                if log_f is not None and (step % cfg.log_every == 0 or step == cfg.steps):  # (the main process)
                     dt = (time.perf_counter() - t0) / cfg.log_every
                     t0 = time.perf_counter()
                     log.writerow([step, f"{last['loss']:.5f}", f"{last['content']:.5f}", f"{last['style']:.5f}",
@@ -433,8 +435,8 @@ def _val_batch(content, style, size: int = 256, n: int = 4) -> tuple[torch.Tenso
 
     rng = np.random.default_rng(1234)
 
-    def first_readable(files) -> list:
-        arrs = []
+    def first_readable(files: Sequence[Path]) -> list[np.ndarray]:
+        arrs: list[np.ndarray] = []
         for f in files:
             if len(arrs) == n:
                 break
@@ -444,11 +446,11 @@ def _val_batch(content, style, size: int = 256, n: int = 4) -> tuple[torch.Tenso
                 continue
         return arrs
 
-    c, s = first_readable(content), first_readable(style)
-    k = min(len(c), len(s))  # the grid needs as many styles as contents
+    cs, ss = first_readable(content), first_readable(style)
+    k = min(len(cs), len(ss))  # the grid needs as many styles as contents
     if k == 0:
         return None
-    c, s = np.stack(c[:k]), np.stack(s[:k])
+    c, s = np.stack(cs[:k]), np.stack(ss[:k])
     return torch.from_numpy(c).permute(0, 3, 1, 2), torch.from_numpy(s).permute(0, 3, 1, 2)
 
 

@@ -87,11 +87,11 @@ class Stabilization:
     def __post_init__(self) -> None:
         for name in ("momentum", "blend"):
             v = getattr(self, name)
-            if not (isinstance(v, Real) and 0.0 <= v < 1.0):
+            if not (isinstance(v, Real) and 0.0 <= float(v) < 1.0):
                 raise ArgumentError(f"Stabilization.{name} must be in [0, 1), got {v!r}")
         for name in ("threshold", "scene_cut"):
             v = getattr(self, name)
-            if not (isinstance(v, Real) and 0.0 < v <= 1.0):
+            if not (isinstance(v, Real) and 0.0 < float(v) <= 1.0):
                 raise ArgumentError(f"Stabilization.{name} must be in (0, 1], got {v!r}")
 
 
@@ -204,7 +204,7 @@ class FrameStylizer:
             else:
                 f = model.encoder.encode(xp)
                 mean, std = mean_std(f)
-                if new_shot or self._mean is None:
+                if new_shot or self._mean is None or self._std is None:
                     self._mean, self._std = mean, std
                 else:
                     self._mean = torch.lerp(mean, self._mean, stab.momentum)
@@ -215,7 +215,7 @@ class FrameStylizer:
                     t = f if self.alpha == 0.0 else torch.lerp(f, t, self.alpha)
                 y = model.decoder(t)
         y = crop_padding(y, pads).float().clamp(0.0, 1.0)
-        if stab is not None and stab.blend > 0 and not new_shot and self._prev_out is not None:
+        if stab is not None and stab.blend > 0 and not new_shot and prev is not None and self._prev_out is not None:
             change = (x - prev).abs().mean(dim=1, keepdim=True)
             change = F.avg_pool2d(change, 5, stride=1, padding=2, count_include_pad=False)
             weight = stab.blend * (1.0 - change / stab.threshold).clamp(0.0, 1.0)
@@ -425,7 +425,7 @@ def _transcode(av, tqdm, inp, tmp: Path, dst: Path, stylizer: FrameStylizer, aud
                     bar.update(1)
             for p in vout.encode(None):
                 out.mux(p)
-            if audio_mode == "re-encoded":
+            if audio_mode == "re-encoded" and aout is not None:
                 for p in aout.encode(None):
                     out.mux(p)
         except av.error.FFmpegError as e:

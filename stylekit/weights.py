@@ -27,7 +27,7 @@ def sha256_of(data: bytes) -> str:
 
 
 def _shipped_sums() -> dict[str, str]:
-    text = resources.files(__package__).joinpath(_DIR, "SHA256SUMS").read_text()
+    text = (resources.files(__package__) / _DIR / "SHA256SUMS").read_text()
     sums = {}
     for line in text.splitlines():
         if line.strip():
@@ -52,7 +52,7 @@ class WeightsFile:
 
     @property
     def path(self) -> Path:
-        return Path(str(resources.files(__package__).joinpath(_DIR, self.name)))
+        return Path(str(resources.files(__package__) / _DIR / self.name))
 
     @property
     def sha256(self) -> str | None:
