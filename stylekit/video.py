@@ -54,6 +54,9 @@ __all__ = [
     "mean_frame_difference",
 ]  # fmt: skip
 
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+"""Output names :func:`stylize_video` refuses: they would make FFmpeg write a numbered picture sequence."""
+
 
 class VideoError(StylekitError, ValueError):
     """A video file could not be read or written."""
@@ -355,6 +358,9 @@ def stylize_video(
         raise VideoError(f"src: no such file: {str(src)!r}")
     if dst.exists() and dst.resolve() == src.resolve():
         raise ArgumentError("dst must not be the input file")
+    if dst.suffix.lower() in PICTURE_SUFFIXES:  # FFmpeg would pick its image-sequence writer and fail at the first frame
+        raise VideoError(f"dst: {str(dst)!r} is a picture file name; write the video to .mp4, .mkv, .webm or .mov "
+                         "(for one picture, use stylekit.transfer)")  # fmt: skip
     t0 = time.perf_counter()
     stylizer = FrameStylizer(style, alpha, size=size, stabilize=stabilize, device=device, dtype=dtype, model=model)
     try:
@@ -385,7 +391,10 @@ def _transcode(av, tqdm, inp, tmp: Path, dst: Path, stylizer: FrameStylizer, aud
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise VideoError(f"dst: cannot write a video to {str(dst)!r} ({e})") from None
     with out:
-        vout = out.add_stream(codec or out.default_video_codec, rate=rate)
+        try:
+            vout = out.add_stream(codec or out.default_video_codec, rate=rate)
+        except (ValueError, av.error.FFmpegError) as e:  # an unknown encoder, or one the container cannot hold
+            raise VideoError(f"codec: cannot write {codec or out.default_video_codec!r} video into a {dst.suffix} file ({e})") from None
         vout.pix_fmt = _pick_pix_fmt(vout)
         h, w = vin.codec_context.height, vin.codec_context.width
         if stylizer.size is not None:  # the size that resize_short_side will give, computed without pixels
@@ -429,7 +438,7 @@ def _transcode(av, tqdm, inp, tmp: Path, dst: Path, stylizer: FrameStylizer, aud
                 for p in aout.encode(None):
                     out.mux(p)
         except av.error.FFmpegError as e:
-            raise VideoError(f"video processing failed: {e}") from None
+            raise VideoError(f"video processing failed (writing {str(dst)!r} with the {vout.codec_context.name} codec): {e}") from None
         finally:
             bar.close()
         if n == 0:

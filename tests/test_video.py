@@ -163,11 +163,29 @@ def test_video_errors(tmp_path, tiny_model):
         stylize_video("https://example.com/v.mp4", tmp_path / "o.mp4", WAVE, model=tiny_model)
     with pytest.raises(VideoError, match="is a directory, not a video file"):
         stylize_video(tmp_path, tmp_path / "o.mp4", WAVE, model=tiny_model)
+    with pytest.raises(VideoError, match=r"'.*o\.JPG' is a picture file name; write the video to \.mp4"):
+        stylize_video(WAVE, tmp_path / "o.JPG", WAVE, model=tiny_model)  # checked before src is opened
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"this is not a video" * 10)
     with pytest.raises(VideoError, match="junk.mp4"):
         stylize_video(junk, tmp_path / "o.mp4", WAVE, model=tiny_model)
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "codec, dst, message",
+    [
+        ("nosuchcodec", "o.mp4", r"codec: cannot write 'nosuchcodec' video into a \.mp4 file \(.*nosuchcodec"),
+        ("rawvideo", "o.mp4", r"codec: cannot write 'rawvideo' video into a \.mp4 file \(.*does not support"),
+        ("mjpeg", "o.mp4", r"video processing failed \(writing '.*o\.mp4' with the mjpeg codec\)"),
+    ],
+)
+def test_codec_errors_are_video_errors(clip_file, tiny_model, tmp_path, codec, dst, message):
+    """An encoder FFmpeg does not have, one the container cannot hold, or one that refuses the
+    frames: a VideoError naming the codec (was: "internal error: UnknownCodecError" in the CLI)."""
+    with pytest.raises(VideoError, match=message):
+        stylize_video(clip_file, tmp_path / dst, WAVE, codec=codec, model=tiny_model, device="cpu", dtype="fp32", progress=False)
+    assert list(tmp_path.iterdir()) == []  # no partial file left
 
 
 def test_missing_pyav_names_the_extra(monkeypatch, tmp_path):
