@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="stylise a video (needs stylekit-nst[video]), keeping fps and audio")
     p.add_argument("input", help="input video file")
     p.add_argument("-o", "--output", required=True, help="output video file (.mp4, .mkv, .mov, .webm)")
-    p.add_argument("-s", "--style", required=True, help="style image")
+    p.add_argument("-s", "--style", required=True, action="append", help="style image (one)")
     _style_opts(p)
     p.add_argument("--no-stabilize", action="store_true", help="plain frame loop, no temporal stabilisation")
     p.add_argument("--momentum", type=float, default=None, help="running average of content statistics, [0, 1)")
@@ -384,8 +384,10 @@ def _cmd_video(a: argparse.Namespace) -> None:
         if a.no_stabilize:
             raise ArgumentError(f"--{'/--'.join(tuned)} and --no-stabilize contradict each other")
         stab = Stabilization(**tuned)
+    if len(a.style) > 1:  # (a second -s would otherwise silently replace the first)
+        raise ArgumentError(f"stylekit video takes one style, but -s was given {len(a.style)} times")
     model = _model_with_decoder(a.decoder) if a.decoder else None
-    r = stylize_video(a.input, a.output, a.style, a.alpha, size=a.size, stabilize=stab, audio=not a.no_audio,
+    r = stylize_video(a.input, a.output, a.style[0], a.alpha, size=a.size, stabilize=stab, audio=not a.no_audio,
                       codec=a.codec, crf=a.crf, device=a.device, dtype=a.dtype, model=model, progress=a.progress)  # fmt: skip
     if a.json:
         print(json.dumps({**r.__dict__, "path": str(r.path), "seconds": round(r.seconds, 3)}, indent=2))

@@ -54,6 +54,8 @@ __all__ = [
     "mean_frame_difference",
 ]  # fmt: skip
 
+MAX_CRF = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63}
+"""The largest ``crf`` (constant quality; larger is worse) of each encoder that takes one."""
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 """Output names :func:`stylize_video` refuses: they would make FFmpeg write a numbered picture sequence."""
 
@@ -332,7 +334,8 @@ def stylize_video(
         stabilize: ``True``, ``False`` (plain frame loop) or a :class:`Stabilization`.
         audio: keep the first audio track (copied as is where the container allows, else re-encoded).
         codec: video encoder (default: the container's, e.g. H.264 for .mp4, VP9 for .webm).
-        crf: quality for H.264 / H.265 / VP9 (lower is better and bigger; 18 is visually lossless).
+        crf: quality for H.264 / H.265 (0-51) and VP9 (0-63): lower is better and bigger; 18 is
+            visually lossless. Other encoders ignore it.
         device: as for :class:`FrameStylizer`.
         dtype: as for :class:`FrameStylizer`.
         model: as for :class:`FrameStylizer`.
@@ -344,8 +347,10 @@ def stylize_video(
     Raises:
         MissingDependencyError: PyAV is not installed.
         VideoError: ``src`` is missing or not a video, or ``dst`` cannot be written.
-        ArgumentError, ImageError: bad ``alpha``, ``size`` or style.
+        ArgumentError, ImageError: bad ``alpha``, ``size``, ``crf`` or style.
     """
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF["libvpx-vp9"]:
+        raise ArgumentError(f"crf must be an int from 0 to 51 (H.264, H.265) or 63 (VP9), got {crf!r}")
     av = require("av", "video", "stylekit.video")
     from tqdm.auto import tqdm
 
@@ -400,7 +405,10 @@ def _transcode(av, tqdm, inp, tmp: Path, dst: Path, stylizer: FrameStylizer, aud
         if stylizer.size is not None:  # the size that resize_short_side will give, computed without pixels
             h, w = resize_short_side(torch.empty(1, 3, h, w, device="meta"), stylizer.size).shape[-2:]
         vout.width, vout.height = w // 2 * 2, h // 2 * 2  # 4:2:0 chroma needs even sides
-        if vout.codec_context.name in ("libx264", "libx265", "libvpx-vp9", "libvpx"):
+        name = vout.codec_context.name
+        if name in MAX_CRF:
+            if crf > MAX_CRF[name]:
+                raise ArgumentError(f"crf={crf}: the {name} encoder takes 0 to {MAX_CRF[name]}")
             vout.options = {"crf": str(crf), **({"b:v": "0"} if "vpx" in vout.codec_context.name else {})}
         time_base = vin.time_base or Fraction(1, 90000)
         vout.codec_context.time_base = time_base

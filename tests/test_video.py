@@ -188,6 +188,14 @@ def test_codec_errors_are_video_errors(clip_file, tiny_model, tmp_path, codec, d
     assert list(tmp_path.iterdir()) == []  # no partial file left
 
 
+@pytest.mark.parametrize("crf, message", [(99, "crf must be an int from 0 to 51"), (True, "crf must be"), (1.5, "crf must be"),
+                                          (60, "crf=60: the libx264 encoder takes 0 to 51")])  # fmt: skip
+def test_crf_out_of_range(clip_file, tiny_model, tmp_path, crf, message):
+    with pytest.raises(ArgumentError, match=message):
+        stylize_video(clip_file, tmp_path / "o.mp4", WAVE, crf=crf, model=tiny_model, device="cpu", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_pyav_names_the_extra(monkeypatch, tmp_path):
     def no_av(name, *a):
         raise ImportError(f"No module named {name!r}")
@@ -211,3 +219,5 @@ def test_cli_video(clip_file, tiny_model, tmp_path, capsys):
     url = "https://example.com/v.mp4"
     assert main(["video", url, "-o", str(tmp_path / "u.mp4"), "--style", str(WAVE), "--decoder", str(dec)]) == 2
     assert f"src: '{url}' is a URL" in capsys.readouterr().err  # as typed, not folded by a Path
+    assert main(["video", str(clip_file), "-o", str(tmp_path / "two.mp4"), "-s", str(WAVE), "-s", str(WAVE)]) == 2
+    assert "stylekit video takes one style, but -s was given 2 times" in capsys.readouterr().err
