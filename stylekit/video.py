@@ -409,7 +409,7 @@ def _transcode(av, tqdm, inp, tmp: Path, dst: Path, stylizer: FrameStylizer, aud
         if name in MAX_CRF:
             if crf > MAX_CRF[name]:
                 raise ArgumentError(f"crf={crf}: the {name} encoder takes 0 to {MAX_CRF[name]}")
-            vout.options = {"crf": str(crf), **({"b:v": "0"} if "vpx" in vout.codec_context.name else {})}
+            vout.options = {"crf": str(crf), **({"b:v": "0"} if "vpx" in name else {})}
         time_base = vin.time_base or Fraction(1, 90000)
         vout.codec_context.time_base = time_base
         aout, audio_mode = None, None

@@ -173,18 +173,18 @@ def test_video_errors(tmp_path, tiny_model):
 
 
 @pytest.mark.parametrize(
-    "codec, dst, message",
+    "codec, message",
     [
-        ("nosuchcodec", "o.mp4", r"codec: cannot write 'nosuchcodec' video into a \.mp4 file \(.*nosuchcodec"),
-        ("rawvideo", "o.mp4", r"codec: cannot write 'rawvideo' video into a \.mp4 file \(.*does not support"),
-        ("mjpeg", "o.mp4", r"video processing failed \(writing '.*o\.mp4' with the mjpeg codec\)"),
+        ("nosuchcodec", r"codec: cannot write 'nosuchcodec' video into a \.mp4 file \(.*nosuchcodec"),
+        ("rawvideo", r"codec: cannot write 'rawvideo' video into a \.mp4 file \(.*does not support"),
+        ("mjpeg", r"video processing failed \(writing '.*o\.mp4' with the mjpeg codec\)"),
     ],
 )
-def test_codec_errors_are_video_errors(clip_file, tiny_model, tmp_path, codec, dst, message):
+def test_codec_errors_are_video_errors(clip_file, tiny_model, tmp_path, codec, message):
     """An encoder FFmpeg does not have, one the container cannot hold, or one that refuses the
     frames: a VideoError naming the codec (was: "internal error: UnknownCodecError" in the CLI)."""
     with pytest.raises(VideoError, match=message):
-        stylize_video(clip_file, tmp_path / dst, WAVE, codec=codec, model=tiny_model, device="cpu", dtype="fp32", progress=False)
+        stylize_video(clip_file, tmp_path / "o.mp4", WAVE, codec=codec, model=tiny_model, device="cpu", dtype="fp32", progress=False)
     assert list(tmp_path.iterdir()) == []  # no partial file left
 
 
