@@ -349,8 +349,8 @@ def stylize_video(
         VideoError: ``src`` is missing or not a video, or ``dst`` cannot be written.
         ArgumentError, ImageError: bad ``alpha``, ``size``, ``crf`` or style.
     """
-    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= MAX_CRF["libvpx-vp9"]:
-        raise ArgumentError(f"crf must be an int from 0 to 51 (H.264, H.265) or 63 (VP9), got {crf!r}")
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= max(MAX_CRF.values()):
+        raise ArgumentError(f"crf must be an int from 0 to {MAX_CRF['libx264']} (H.264, H.265) or {MAX_CRF['libvpx-vp9']} (VP9), got {crf!r}")
     av = require("av", "video", "stylekit.video")
     from tqdm.auto import tqdm
 
