@@ -300,6 +300,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
         data, batch_size=None, sampler=range(start, cfg.steps), num_workers=cfg.workers,
         pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed),  # not the global RNG
+        worker_init_fn=_leave_the_stop_to_the_trainer if cfg.workers else None,
     )  # fmt: skip
     val = _val_batch(content_val or content_train, style_val or style_train, min(cfg.crop, 256)) if is_main else None
 
@@ -349,9 +350,9 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
                 if _any_rank(flag.stop, device, world):
                     break
     except RuntimeError as e:
-        # A SIGTERM sent to the whole process group (kill -- -PGID, a batch scheduler) reaches
-        # the DataLoader workers too; one that dies of it before this process
-        # finishes its step is part of the same stop, not an error.
+        # A stop sent to the whole process group reaches the DataLoader workers too. They
+        # ignore it once started (_leave_the_stop_to_the_trainer); one that dies of it before
+        # that is part of the same stop, not an error.
         if not _worker_killed_by_the_stop(e, flag):
             raise
     finally:
@@ -364,6 +365,15 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
         if world > 1:
             model.decoder = decoder
     return TrainResult(step, last["loss"], last["content"], last["style"], dec_path, ckpt_path, stats["skipped"], last["grid"])
+
+
+def _leave_the_stop_to_the_trainer(worker_id: int) -> None:
+    """DataLoader worker start-up: ignore SIGINT and SIGTERM. A stop sent to the whole process
+    group (Ctrl-C in a terminal, kill -- -PGID, a batch scheduler) would otherwise kill a worker
+    while it hands over a batch, and the training process would fail in torch's unpickling
+    instead of finishing its step; the trainer stops the workers itself when it returns."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _worker_killed_by_the_stop(e: RuntimeError, flag: _StopFlag) -> bool:

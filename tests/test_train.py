@@ -290,6 +290,31 @@ def test_the_last_checkpoint_is_written_again_when_dying_workers_interrupt_it(wo
     assert len(calls) == 1
 
 
+class _WorkerPid(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1000
+
+    def __getitem__(self, i: int) -> int:
+        return os.getpid()
+
+
+def test_dataloader_workers_outlive_a_stop_sent_to_the_process_group() -> None:
+    """A worker killed by the group's SIGTERM while it handed over a batch made the training
+    process fail in torch's unpickling (EOFError, seen in CI) instead of finishing its step."""
+    from stylekit.train import _leave_the_stop_to_the_trainer
+
+    loader = torch.utils.data.DataLoader(_WorkerPid(), batch_size=None, num_workers=1,
+                                         worker_init_fn=_leave_the_stop_to_the_trainer)  # fmt: skip
+    it = iter(loader)
+    pid = next(it)
+    assert pid != os.getpid()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        os.kill(pid, sig)
+    time.sleep(0.3)
+    assert [next(it) for _ in range(20)] == [pid] * 20  # the same worker, still serving
+    del it
+
+
 def test_an_older_log_gets_the_new_header_before_rows_are_appended(tmp_path: Path) -> None:
     from stylekit.train import LOG_COLUMNS, _extend_log_header
 
