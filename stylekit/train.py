@@ -300,7 +300,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
         data, batch_size=None, sampler=range(start, cfg.steps), num_workers=cfg.workers,
         pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed),  # not the global RNG
-        worker_init_fn=_leave_the_stop_to_the_trainer if cfg.workers else None,
+        worker_init_fn=_leave_the_stop_to_the_trainer,  # (unused without workers)
     )  # fmt: skip
     val = _val_batch(content_val or content_train, style_val or style_train, min(cfg.crop, 256)) if is_main else None
 
