@@ -112,9 +112,12 @@ def read_image(image: ImageLike, *, name: str = "image") -> ImageInput:
         return ImageInput(
             _tensor_to_tensor(image, name), "tensor", batched=image.dim() == 4, device=image.device, dtype=image.dtype
         )
+    hint = ""
+    if isinstance(image, (bytes, bytearray, memoryview)) or hasattr(image, "read"):
+        hint = " (encoded bytes or a file object: open it first, e.g. PIL.Image.open(io.BytesIO(data)))"
     raise ImageError(
         f"{name} must be a file path, PIL image, numpy array or torch tensor, got {type(image).__module__}."
-        f"{type(image).__qualname__}"
+        f"{type(image).__qualname__}{hint}"
     )
 
 

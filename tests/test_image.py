@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -353,6 +354,16 @@ def test_tensor_too_small() -> None:
 def test_unknown_type(arg: object) -> None:
     with pytest.raises(ImageError, match=rf"content must be .* got .*{type(arg).__name__}"):
         load_image(arg, name="content")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("arg", [b"\x89PNG", bytearray(b"GIF89a"), io.BytesIO(b"\xff\xd8")], ids=["bytes", "bytearray", "BytesIO"])
+def test_bytes_hint(arg: object) -> None:
+    """Encoded bytes and file objects get a hint on how to pass them; other types do not."""
+    with pytest.raises(ImageError, match=r"open it first, e\.g\. PIL\.Image\.open\(io\.BytesIO\(data\)\)"):
+        load_image(arg, name="content")  # type: ignore[arg-type]
+    with pytest.raises(ImageError) as e:
+        load_image(42, name="content")  # type: ignore[arg-type]
+    assert "open it first" not in str(e.value)
 
 
 # ----------------------------------------------------------------------------- out
