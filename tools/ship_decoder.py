@@ -2,6 +2,7 @@
 
     python tools/ship_decoder.py runs/ship/decoder.safetensors --history "steps 7472-12000 at 192 px crops"
     python tools/ship_decoder.py snapshots/*.safetensors --history "..."   # their average
+    python tools/ship_decoder.py snapshots/*.safetensors --out /tmp/avg.safetensors  # try it first
 
 Several files (exports of one run, e.g. one every 100 steps) are averaged weight by weight (a
 uniform Polyak average: it smooths out the step-to-step noise of the last weights); the metadata
@@ -14,6 +15,10 @@ folders written relative to the shared data (no machine's absolute paths in the 
 it was trained across sessions. Then ``stylekit/weights/SHA256SUMS`` gets the new hash. Check
 the result with ``python benchmarks/quality.py`` (it compares with the previous shipped decoder
 from git) before committing.
+
+With ``--out FILE`` the same file (weights and metadata) is written to FILE instead and the
+package is left alone: ``python benchmarks/quality.py --decoder FILE`` then measures it against
+the shipped one.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("decoder", type=Path, nargs="+", help="decoder.safetensors written by stylekit train (several: averaged)")
     ap.add_argument("--history", default="", help="what this run did, appended to the shipped history")
+    ap.add_argument("--out", type=Path, default=None, help="write here instead of into the package (SHA256SUMS untouched)")
     a = ap.parse_args()
 
     decoders = sorted((Decoder.from_file(f) for f in a.decoder), key=lambda d: int(d.meta.get("step", 0)))
@@ -62,6 +68,8 @@ def main() -> None:
     for key in ("content_dir", "style_dir"):
         if key in meta:
             meta[key] = relative_data_dir(meta[key])
+    if a.out is not None and a.out.resolve() == TARGET.resolve():
+        sys.exit("error: --out is the shipped decoder itself; leave --out out to ship")
     if TARGET.exists():
         _, old = load_file(TARGET)
         parts = [p for p in (old.get("history", ""), a.history) if p]
@@ -71,13 +79,17 @@ def main() -> None:
         parts = [a.history] if a.history else []
     if parts:
         meta["history"] = "; ".join(parts)
+    what = a.decoder[0] if len(a.decoder) == 1 else f"the average of {len(a.decoder)} decoders ({meta['averaged']})"
+    if a.out is not None:  # the file shipping would write, elsewhere
+        sha = new.save(a.out, metadata=meta)
+        print(f"wrote {what} to {a.out} (step {meta.get('step')}, sha256 {sha[:16]}...); the package is unchanged")
+        return
     sha = new.save(TARGET, metadata=meta)
 
     sums = WEIGHTS / "SHA256SUMS"
     lines = [ln for ln in sums.read_text().splitlines() if ln.strip() and not ln.endswith("  decoder.safetensors")]
     sums.write_text("\n".join([*lines, f"{sha}  decoder.safetensors"]) + "\n")
     Decoder.from_pretrained()  # loads through the registry: the sha256 just recorded must match
-    what = a.decoder[0] if len(a.decoder) == 1 else f"the average of {len(a.decoder)} decoders ({meta['averaged']})"
     print(f"shipped {what} as {TARGET.relative_to(ROOT)} (step {meta.get('step')}, sha256 {sha[:16]}...)")
 
 
