@@ -387,7 +387,8 @@ def transfer(
 
     The result has the type of ``content`` (a path gives a ``PIL.Image``) and exactly its
     size, unless ``size`` or ``max_size`` is given: then the content is first resized. Every
-    option works with every other one, except that ``method="gatys"`` takes no ``tile`` or ``masks``.
+    option works with every other one, except that ``method="gatys"`` takes no ``tile`` or ``masks``
+    and ``style_weights`` does not go with ``masks`` (each style then paints its own region).
     The last 8 style images are remembered encoded, so passing the same style again skips its
     encoding (bit for bit the same result; see :func:`set_style_cache_size`).
 

@@ -24,6 +24,11 @@ from .errors import ArgumentError
 __all__ = ["IMAGE_SUFFIXES", "list_images", "split_files", "PairBatches", "read_crop"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# What reading a damaged or hostile file raises (Pillow's decoders, and the bomb guard: its warning
+# is an exception where warnings are errors); training and its sample grids skip such files.
+UNREADABLE: tuple[type[BaseException], ...] = (
+    OSError, ValueError, EOFError, struct.error, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -129,8 +134,7 @@ class PairBatches(Dataset):
                 f = files[int(rng.integers(len(files)))]
                 try:  # no warnings filter here: catch_warnings is not thread-safe (read_crop checks bombs itself)
                     arrs.append(read_crop(f, crop, rng))
-                except (OSError, ValueError, EOFError, struct.error, SyntaxError,  # what Pillow's decoders raise
-                        Image.DecompressionBombError, Image.DecompressionBombWarning):  # (a warning where warnings are errors)
+                except UNREADABLE:
                     skipped.append(str(f))
                     if len(skipped) > 50 * self.batch_size:
                         raise RuntimeError(f"no readable images among the {kind} files") from None

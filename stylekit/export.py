@@ -5,7 +5,8 @@ The graph takes ``content`` (B, 3, H, W) and ``style`` (B or 1, 3, h, w), float3
 [0, 1]. H, W, h, w are dynamic (at least 16 px each): the content is reflection-padded to a
 multiple of 8 inside the graph and the result cropped back, as :func:`stylekit.transfer` does.
 The style is used at the size it is given: stylekit itself first scales a style down so its
-short side is at most the content's (and at most 512 px).
+short side is at most the content's (but not below 64 px) and at most 512 px (with ``size=``:
+to ``size``).
 
 Example:
     >>> import stylekit
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -197,6 +199,6 @@ def export_torchscript(path: str | Path, *, model: AdaINModel | Decoder | None =
         warnings.simplefilter("ignore")  # TracerWarnings on the input checks; jit deprecation notes
         traced = torch.jit.trace(graph, _example_inputs(), check_trace=False)
         tmp = p.with_name(p.name + ".tmp")
-        torch.jit.save(traced, str(tmp), _extra_files={"stylekit.json": repr(_metadata(graph.model))})
+        torch.jit.save(traced, str(tmp), _extra_files={"stylekit.json": json.dumps(_metadata(graph.model))})
     tmp.replace(p)
     return p

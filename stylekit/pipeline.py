@@ -83,6 +83,8 @@ def check_options(**kw: Any) -> Options:
         raise ArgumentError("tile cannot be used with method='gatys' (the optimisation needs the whole picture)")
     if o.method == "gatys" and o.masks is not None:
         raise ArgumentError("masks are not supported with method='gatys'; use method='adain' or 'wct'")
+    if o.style_weights is not None and o.masks is not None:
+        raise ArgumentError("style_weights and masks do not go together: with masks each style paints its own region")
     return o
 
 

@@ -69,7 +69,8 @@ class Style:
         """This Style, if its tensors hold real numbers; else a :class:`~stylekit.errors.ShapeError`
         naming ``name``. Refused: tensors on the ``meta`` device or fake tensors (shapes but no
         data), sparse, nested or quantized tensors, and dtypes other than real floating point.
-        Called wherever a Style is used (:func:`stylekit.transfer`, :meth:`to`).
+        Called wherever a Style is used (:func:`stylekit.transfer`, :class:`stylekit.video.FrameStylizer`,
+        :meth:`to`).
 
         Example:
             >>> Style(torch.zeros(1, 512, 1, 1, device="meta"), torch.ones(1, 512, 1, 1, device="meta")).check()

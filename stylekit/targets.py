@@ -106,7 +106,7 @@ class Target:
     Args:
         method: ``"adain"`` or ``"wct"``.
         styles: K styles as ``(mean, std, cov)``; ``cov`` is needed for WCT.
-        weights: (K,) mixing weights summing to 1 (ignored with ``masks``).
+        weights: (K,) mixing weights summing to 1 (not used with ``masks``, so ``transfer`` refuses ``style_weights`` with ``masks``).
         masks: (K, 1, H8, W8) region masks at the relu4_1 size of the whole picture, or None.
         eps: variance epsilon.
 

@@ -439,9 +439,8 @@ def _val_batch(content, style, size: int = 256, n: int = 4) -> tuple[torch.Tenso
     """Up to ``n`` readable (content, style) pairs for the sample grids; unreadable files are
     skipped, as in training. None when either folder has no readable image."""
     import numpy as np
-    from PIL import Image
 
-    from .data import read_crop
+    from .data import UNREADABLE, read_crop
 
     rng = np.random.default_rng(1234)
 
@@ -452,7 +451,7 @@ def _val_batch(content, style, size: int = 256, n: int = 4) -> tuple[torch.Tenso
                 break
             try:
                 arrs.append(read_crop(f, size, rng))
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            except UNREADABLE:
                 continue
         return arrs
 

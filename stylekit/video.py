@@ -123,7 +123,8 @@ class FrameStylizer:
         size: resize every frame so its short side is ``size`` px (and the style likewise, as
             :func:`stylekit.transfer` does); ``None`` keeps the frame size.
         stabilize: ``True`` (default :class:`Stabilization`), ``False`` (a plain frame loop:
-            every frame exactly as :func:`stylekit.transfer` would do it) or a :class:`Stabilization`.
+            every frame on its own, with the maths of :func:`stylekit.transfer`; the two agree within
+            1/255 per channel) or a :class:`Stabilization`.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... as for :class:`~stylekit.StyleTransfer`.
         dtype: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         model: an :class:`~stylekit.AdaINModel` to use instead of the shipped one.
@@ -152,7 +153,7 @@ class FrameStylizer:
         self.alpha = _check_alpha(alpha)
         self.size = check_size_arg(size)
         self.stabilization = _stabilization(stabilize)
-        self._style: Style | Tensor = style if isinstance(style, Style) else read_image(style, name="style").tensor
+        self._style: Style | Tensor = style.check("style") if isinstance(style, Style) else read_image(style, name="style").tensor
         self._st = StyleTransfer(device, dtype, model=model)
         self._style_stats: tuple[Tensor, Tensor] | None = None
         self.reset()
@@ -205,7 +206,7 @@ class FrameStylizer:
         new_shot = prev is None or prev.shape != x.shape or stab is None or float((x - prev).abs().mean()) > stab.scene_cut
         with autocast(self.device, self.dtype):
             if stab is None:
-                y = model.stylize(xp, style, self.alpha)  # exactly what stylekit.transfer does
+                y = model.stylize(xp, style, self.alpha)  # the maths of stylekit.transfer (within rounding)
             else:
                 f = model.encoder.encode(xp)
                 mean, std = mean_std(f)

@@ -227,6 +227,8 @@ def test_masks_argument_checked(no_build: list, cat, wave) -> None:
         transfer(cat, [wave, wave], masks=[np.ones((4, 4))], device="cpu")
     with pytest.raises(ArgumentError, match="masks"):
         transfer(cat, [wave, wave], masks=np.ones((4, 4)), device="cpu")
+    with pytest.raises(ArgumentError, match="style_weights and masks do not go together"):  # masks would drop the weights
+        transfer(cat, [wave, wave], style_weights=[1, 3], masks=[np.ones((4, 4))] * 2, device="cpu")
     assert no_build == []
 
 

@@ -7,6 +7,7 @@ Parity: fp32 on CPU, random-init decoder (seed 0), contents of 64x72 and 37x50 (
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def test_onnx_file_is_self_contained_and_described(onnx_file):
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_pytorch(tiny_model, tmp_path):
     path = export_torchscript(tmp_path / "m.pt", model=tiny_model)
-    ts = torch.jit.load(str(path))
+    extra = {"stylekit.json": ""}
+    ts = torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["stylekit.json"])["stylekit_version"] == stylekit.__version__  # JSON, as named
     graph = StylizeGraph(tiny_model)
     for h, w in [(64, 72), (37, 50)]:  # traced at 56x72: other sizes must work too
         c, s = _inputs(h, w)

@@ -162,6 +162,26 @@ def test_decompression_bombs_are_skipped_without_a_warnings_filter(tmp_path: Pat
     assert warnings.filters == filters
 
 
+def test_sample_grid_skips_what_training_skips(tmp_path: Path, data, monkeypatch) -> None:
+    """The sample grids' pairs skip the files training skips: unreadable ones, and a bomb whose
+    warning is an exception (warnings as errors), which used to stop the run at its start."""
+    import warnings
+
+    from stylekit.train import _val_batch
+
+    big = tmp_path / "big.png"
+    _picture(1, (64, 64)).save(big)  # over the limit below, under twice it: Pillow only warns
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3500)
+    content = list_images(data["content"])  # up to 3,402 px: under the limit
+    style = [big, *sorted(list_images(data["style"]))]  # the bomb, then bad.jpg, empty.png, ...
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _val_batch(content, style, size=32, n=2)
+    assert got is not None
+    cs, ss = got
+    assert cs.shape == ss.shape == (2, 3, 32, 32)
+
+
 def test_no_readable_file_is_an_error_naming_the_folder_kind(tmp_path: Path, data) -> None:
     bad = [tmp_path / f"b{i}.jpg" for i in range(3)]
     for p in bad:

@@ -107,6 +107,9 @@ def test_bad_arguments(tiny_model):
         FrameStylizer(WAVE, stabilize="yes", model=tiny_model)  # type: ignore[arg-type]
     with pytest.raises(stylekit.ShapeError, match="single image"):
         FrameStylizer(WAVE, model=tiny_model, device="cpu")(torch.rand(2, 3, 32, 32))
+    meta = stylekit.Style(torch.zeros(1, 512, 1, 1, device="meta"), torch.ones(1, 512, 1, 1, device="meta"))
+    with pytest.raises(stylekit.ShapeError, match=r"style\.mean is on the 'meta' device"):  # not torch's own error
+        FrameStylizer(meta, model=tiny_model, device="cpu")
 
 
 def test_mean_frame_difference():
