@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from .errors import ArgumentError
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "split_files", "PairBatches", "read_crop"]
+__all__ = ["IMAGE_SUFFIXES", "UNREADABLE", "list_images", "split_files", "PairBatches", "read_crop"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # What reading a damaged or hostile file raises (Pillow's decoders, and the bomb guard: its warning
