@@ -4,6 +4,7 @@ and one-line errors."""
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import io
 import json
@@ -487,3 +488,34 @@ def test_the_command_tunes_malloc_unless_told_not_to(monkeypatch, setting, calle
         monkeypatch.setenv("STYLEKIT_MALLOC", setting)
     assert main(["info"]) == 0
     assert bool(calls) == called
+
+
+def test_training_docs_options_table_matches_the_parser():
+    """docs/training.md's options table is a third copy of the train defaults: keep it true and whole."""
+    import re
+
+    from stylekit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {s: a for a in sub.choices["train"]._actions for s in a.option_strings
+               if s not in ("-h", "--help", "--debug")}  # fmt: skip (--debug: every command's, docs/cli.md)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    table = doc[doc.index("| option | default | what it sets |") :].split("\n\n")[0].splitlines()[2:]
+    seen = []
+    for row in table:
+        flags_cell, default_cell = row.split("|")[1:3]
+        flags = re.findall(r"`(--[a-z-]+)`", flags_cell)
+        defaults = [d.strip() for d in default_cell.split(",")]
+        defaults = defaults * len(flags) if len(defaults) == 1 else defaults
+        assert len(defaults) == len(flags), row
+        for flag, text in zip(flags, defaults):
+            action = actions[flag]
+            want = {"(required)": None, "random": None, "none": None, "off": False}.get(text, text)
+            if text == "(required)":
+                assert action.required, flag
+            elif isinstance(action.default, (int, float)) and not isinstance(action.default, bool):
+                assert float(text) == action.default, (flag, text, action.default)
+            else:
+                assert want == action.default, (flag, text, action.default)
+            seen.append(flag)
+    assert sorted(seen) == sorted(actions), "every train option is in the table, once"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 _spec = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
@@ -43,3 +44,17 @@ def test_grad_energy_is_zero_for_a_flat_picture_and_grows_with_texture() -> None
     flat = torch.full((1, 3, 32, 32), 0.5)
     assert quality.grad_energy(flat) == 0.0
     assert quality.grad_energy(_smooth()) < quality.grad_energy(torch.rand(1, 3, 128, 128))
+
+
+def test_selection_pairs_share_no_photo_with_any_measuring_set(tmp_path) -> None:
+    contents = [tmp_path / f"c{i:02}.jpg" for i in range(47)]
+    styles = [tmp_path / f"s{i:02}.jpg" for i in range(21)]
+    select = quality.pick_pairs(contents, styles, 100, select=True)
+    assert len(select) == 47 - 21  # every photo beyond the reach of the measuring pairs
+    measured = {c for n in range(1, 100) for c, _ in quality.pick_pairs(contents, styles, n)}
+    assert measured == set(contents[:21])
+    assert not measured & {c for c, _ in select}
+    assert [s for _, s in select[:2]] == [styles[quality.SELECT_SHIFT], styles[quality.SELECT_SHIFT + 1]]
+    assert quality.pick_pairs(contents, styles, 16) == list(zip(contents[:16], styles[:16]))
+    with pytest.raises(SystemExit, match="none spare"):
+        quality.pick_pairs(contents[:21], styles, 8, select=True)
