@@ -1,4 +1,5 @@
-"""tools/ship_decoder.py: averages exports weight by weight, and with --out leaves the package alone."""
+"""tools/ship_decoder.py averages exports weight by weight and with --out leaves the package alone;
+tools/soup.py groups exports by run and step and averages them."""
 
 from __future__ import annotations
 
@@ -51,15 +52,31 @@ def test_ship_decoder_out_writes_the_average_and_leaves_the_package_alone(tmp_pa
         assert max((tensors[n].double() - st[n].double()).abs().max().item() for n in tensors) > 1e-2
 
 
-def test_ship_decoder_refuses_two_exports_of_one_step(tmp_path: Path) -> None:
-    files = [tmp_path / f"dec_{i}.safetensors" for i in range(2)]
-    for i, f in enumerate(files):
-        _export(f, 100, i)
+def test_ship_decoder_refuses_one_export_twice(tmp_path: Path) -> None:
+    files = [tmp_path / "a" / "dec_100.safetensors", tmp_path / "b" / "dec_100.safetensors"]
+    files[0].parent.mkdir()
+    files[1].parent.mkdir()
+    _export(files[0], 100, 0)
+    files[1].write_bytes(files[0].read_bytes())  # a copy under another name
     before = _digest(PACKAGE_WEIGHTS)
     done = subprocess.run([sys.executable, str(SHIP), *map(str, files), "--out", str(tmp_path / "avg.safetensors")],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode != 0 and "same step" in done.stderr
+    assert done.returncode != 0 and "same export" in done.stderr
     assert not (tmp_path / "avg.safetensors").exists() and _digest(PACKAGE_WEIGHTS) == before
+
+
+def test_ship_decoder_averages_two_runs_exports_of_one_step(tmp_path: Path) -> None:
+    files = [tmp_path / f"run{i}_dec_100.safetensors" for i in range(2)]  # two runs from one decoder
+    decoders = [_export(f, 100, i) for i, f in enumerate(files)]
+    out = tmp_path / "avg.safetensors"
+    done = subprocess.run([sys.executable, str(SHIP), *map(str, files), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tensors, meta = load_file(out)
+    assert meta["averaged"] == "2 exports of several runs, steps 100-100"
+    name = next(iter(tensors))
+    mean = (decoders[0].state_dict()[name].double() + decoders[1].state_dict()[name].double()) / 2
+    torch.testing.assert_close(tensors[name].double(), mean, atol=2e-3, rtol=2e-3)
 
 
 def test_ship_decoder_out_may_not_be_the_shipped_file(tmp_path: Path) -> None:
@@ -70,3 +87,31 @@ def test_ship_decoder_out_may_not_be_the_shipped_file(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode != 0 and "leave --out out" in done.stderr
     assert _digest(PACKAGE_WEIGHTS) == before
+
+
+def _soup_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("soup", ROOT / "tools" / "soup.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_soup_groups_consecutive_exports_of_each_run(tmp_path: Path) -> None:
+    soup = _soup_module()
+    files = []
+    for run, steps in (("a", (300, 100, 200, 400, 500)), ("b", (100, 200))):
+        (tmp_path / run).mkdir()
+        for i, step in enumerate(steps):
+            f = tmp_path / run / f"x{i}.safetensors"  # names out of step order on purpose
+            _export(f, step, i)
+            files.append(f)
+    got = [[(f.parent.name, int(Decoder.from_file(f).meta["step"])) for f in g] for g in soup.groups(files[::-1], 2)]
+    assert got == [[("a", 100), ("a", 200)], [("a", 300), ("a", 400)], [("a", 500)], [("b", 100), ("b", 200)]]
+
+    decoders = [Decoder.from_file(f) for f in files[:3]]
+    avg = soup.average(decoders).state_dict()
+    for name, t in avg.items():
+        mean = torch.stack([d.state_dict()[name].double() for d in decoders]).mean(0)
+        torch.testing.assert_close(t.double(), mean, atol=1e-6, rtol=1e-6)

@@ -6,7 +6,9 @@
 
 Several files (exports of one run, e.g. one every 100 steps) are averaged weight by weight (a
 uniform Polyak average: it smooths out the step-to-step noise of the last weights); the metadata
-is the latest one's (by step), with ``averaged`` saying over which steps.
+is the latest one's (by step), with ``averaged`` saying over which steps. Exports of several runs
+that started from the same decoder may be averaged too (``tools/soup.py`` picks which); the same
+export twice (byte for byte) is refused.
 
 The decoder is validated first (``Decoder.from_file``: keys, shapes, dtypes, finite values).
 Its metadata keeps everything training wrote (step, loss weights, date, ...), with the data
@@ -24,6 +26,7 @@ the shipped one.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -52,18 +55,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write here instead of into the package (SHA256SUMS untouched)")
     a = ap.parse_args()
 
+    seen: dict[str, Path] = {}
+    for f in a.decoder:
+        digest = hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else str(f)
+        if digest in seen:
+            sys.exit(f"error: {f} and {seen[digest]} are the same export (byte for byte)")
+        seen[digest] = f
     decoders = sorted((Decoder.from_file(f) for f in a.decoder), key=lambda d: int(d.meta.get("step", 0)))
     new = decoders[-1]
     meta = dict(new.meta)
     if len(decoders) > 1:
         steps = sorted({int(d.meta.get("step", 0)) for d in decoders})
-        if len(steps) != len(decoders):
-            sys.exit("error: two of the files are at the same step (the same export twice?)")
         states = [d.state_dict() for d in decoders]
         with torch.no_grad():
             for name, p in states[-1].items():
                 p.copy_(torch.stack([st[name].double() for st in states]).mean(0))
-        meta["averaged"] = f"{len(decoders)} exports, steps {steps[0]}-{steps[-1]}"
+        runs = " of several runs" if len(steps) < len(decoders) else ""  # runs from one decoder share steps
+        meta["averaged"] = f"{len(decoders)} exports{runs}, steps {steps[0]}-{steps[-1]}"
     meta.pop("format", None)
     for key in ("content_dir", "style_dir"):
         if key in meta:
