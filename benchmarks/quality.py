@@ -12,10 +12,11 @@ at periods of 2, 4 and 8 px, the strides of the decoder's upsampling: the power 
 median of the neighbouring frequencies, geometric mean over those periods and both axes; ~1 = no
 grid, as in photos). Saves a contact sheet: content | style | each method.
 Pairs come from the validation split that training holds out (stylekit.data.split_files).
-`--select` swaps in a second set for picking among candidates (e.g. which exports to average):
-the validation photos that no measuring set uses, each with a style rotated by SELECT_SHIFT. Pick
-on it, then confirm the pick on the default pairs, so that the numbers that ship a decoder are not
-the numbers that chose it.
+`--select` swaps in a second set for picking among candidates (e.g. which exports to average,
+tools/soup.py): the validation photos that no measuring set uses, each with a style rotated by
+SELECT_SHIFT. Pick on it, then confirm the pick on measuring pairs, so that the numbers that ship
+a decoder are not the numbers that chose it. `--shift K` pairs measuring photo i with style i + K:
+new pairs of the same photos, for checking against a decoder that was picked on the usual ones.
 """
 
 from __future__ import annotations
@@ -46,11 +47,15 @@ DATA = ROOT.parent / "shared" / "data" / "train"
 SELECT_SHIFT = 5  # selection pair i: the i-th spare photo with style i + SELECT_SHIFT (mod styles)
 
 
-def pick_pairs(contents: list[Path], styles: list[Path], n: int, select: bool = False) -> list[tuple[Path, Path]]:
-    """The first ``n`` measuring pairs (photo i with style i, so at most one per style), or with
-    ``select`` the first ``n`` selection pairs, made of the photos no measuring set can reach."""
+def pick_pairs(
+    contents: list[Path], styles: list[Path], n: int, select: bool = False, shift: int = 0
+) -> list[tuple[Path, Path]]:
+    """The first ``n`` measuring pairs (photo i with style i + ``shift``, so at most one pair per
+    photo of the first len(styles)), or with ``select`` the first ``n`` selection pairs, made of the
+    photos no measuring set can reach."""
     if not select:
-        return list(zip(contents[:n], styles[:n]))
+        k = min(n, len(contents), len(styles))
+        return [(contents[i], styles[(i + shift) % len(styles)]) for i in range(k)]
     spare = contents[len(styles) :]
     if not spare:
         raise SystemExit(f"{len(contents)} validation photos for {len(styles)} styles: none spare to select on")
@@ -150,6 +155,7 @@ def main() -> None:
                     help="encoder padding the previous decoder was trained with (zeros: step 3638 and before)")
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--select", action="store_true", help="the selection pairs (photos no measuring set uses)")
+    ap.add_argument("--shift", type=int, default=0, help="pair measuring photo i with style i + SHIFT (new pairs, same photos)")
     ap.add_argument("--size", type=int, default=256, help="short side of content and style")
     ap.add_argument("--sheet", type=Path, default=ROOT / "benchmarks" / "quality_sheet.jpg")
     ap.add_argument("--no-baseline", action="store_true")
@@ -158,7 +164,9 @@ def main() -> None:
 
     _, cval = split_files(list_images(DATA / "content"), 0.02)
     _, sval = split_files(list_images(DATA / "style"), 0.02)
-    pairs = pick_pairs(cval, sval, args.pairs, args.select)
+    if args.select and args.shift:
+        ap.error("--shift re-pairs the measuring photos; the selection pairs have their own (SELECT_SHIFT)")
+    pairs = pick_pairs(cval, sval, args.pairs, args.select, args.shift)
     enc = VGGEncoder.from_pretrained()
 
     decoders: dict[str, Decoder] = {}
@@ -201,7 +209,8 @@ def main() -> None:
             ])  # fmt: skip
         rows.append([c, s, *outs.values()])
 
-    print(f"\n{len(pairs)} held-out {'selection' if args.select else 'measuring'} pairs at {args.size} px short side")
+    which = "selection" if args.select else "measuring" + (f" (styles shifted by {args.shift})" if args.shift else "")
+    print(f"\n{len(pairs)} held-out {which} pairs at {args.size} px short side")
     print(f"{'method':<20}{'content loss':>14}{'style loss':>12}{'SSIM(blur)':>12}{'texture':>10}{'grid':>8}")
     for name, m in metrics.items():
         a = np.mean(m, axis=0)
