@@ -426,6 +426,7 @@ def _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, la
     meta = {
         "step": str(stats.get("init_step", 0) + step), "run_step": str(step), "batch_size": str(cfg.batch_size), "crop": str(cfg.crop),
         "style_weight": str(cfg.style_weight), "grid_weight": str(cfg.grid_weight), "tap_scale": json.dumps(TAP_SCALE),
+        "lr": str(cfg.lr), "seed": str(cfg.seed),  # with init and step: which run an export came from
         "content_dir": str(cfg.content_dir), "style_dir": str(cfg.style_dir),
         "loss": f"{last['loss']:.5f}", "date": datetime.date.today().isoformat(),
         "encoder_padding": "reflect",  # VGGEncoder.from_pretrained()'s default, which train() uses

@@ -229,7 +229,7 @@ def test_folder_without_images_is_named(data, tmp_path: Path) -> None:
 def test_short_run_writes_everything(data, tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="skipped unreadable images") as record:
-        result = train(**_kw(data, out, steps=3, checkpoint_every=2, sample_every=3))
+        result = train(**_kw(data, out, steps=3, checkpoint_every=2, sample_every=3, lr=3e-4, seed=5))
     assert result.step == 3
     assert result.skipped_files >= 1
     assert any("bad.jpg" in str(w.message) or "empty.png" in str(w.message) or "broken.webp" in str(w.message) for w in record)
@@ -244,6 +244,7 @@ def test_short_run_writes_everything(data, tmp_path: Path) -> None:
 
     dec = Decoder.from_file(result.decoder_path)
     assert dec.meta["step"] == "3" and dec.meta["crop"] == "32" and dec.meta["encoder_padding"] == "reflect"
+    assert float(dec.meta["lr"]) == 3e-4 and dec.meta["seed"] == "5"
     for k, v in dec.state_dict().items():  # the export is the checkpoint's weights in fp16
         assert torch.equal(v, tensors[f"decoder.{k}"].half().float()), k
 
