@@ -3,8 +3,9 @@
     python tools/soup.py runs/a/snaps/*.safetensors runs/b/snaps/*.safetensors --group 4 --list soup.txt
     python tools/ship_decoder.py $(cat soup.txt) --out /tmp/soup.safetensors   # then measure it
 
-Exports (e.g. one every 100 steps, from one or more runs that all started from the same decoder)
-are cut into groups of ``--group`` consecutive steps of one folder. Each group's uniform average
+Exports (e.g. one every 100 steps, of one run or of several runs of one line of training, each
+started from a decoder shipped from it, so that their weights stay close enough to average) are
+cut into groups of ``--group`` consecutive steps of one folder. Each group's uniform average
 is an ingredient. Ingredients are scored by content + λ × style loss on the selection pairs of
 ``benchmarks/quality.py --select`` (validation photos that no measuring set uses), best first;
 then, greedily, each ingredient joins the soup if the soup's average scores better with it
