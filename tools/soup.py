@@ -9,9 +9,9 @@ cut into groups of ``--group`` consecutive steps of one folder. Each group's uni
 is an ingredient. Ingredients are scored by content + λ × style loss on the selection pairs of
 ``benchmarks/quality.py --select`` (validation photos that no measuring set uses), best first;
 then, greedily, each ingredient joins the soup if the soup's average scores better with it
-(Wortsman et al. 2022, "Model soups"); every export in the soup weighs the same. The chosen files go to ``--list``, one per line, for
-``tools/ship_decoder.py``. Confirm the pick with ``benchmarks/quality.py`` (without ``--select``)
-before shipping: those pairs had no say in it.
+(Wortsman et al. 2022, "Model soups"); every export in the soup weighs the same. The chosen
+files go to ``--list``, one per line, for ``tools/ship_decoder.py``. Confirm the pick with
+``benchmarks/quality.py`` (without ``--select``) before shipping: those pairs had no say in it.
 """
 
 from __future__ import annotations
