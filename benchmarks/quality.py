@@ -160,12 +160,12 @@ def main() -> None:
     ap.add_argument("--sheet", type=Path, default=ROOT / "benchmarks" / "quality_sheet.jpg")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
+    if args.select and args.shift:
+        ap.error("--shift re-pairs the measuring photos; the selection pairs have their own (SELECT_SHIFT)")
     torch.set_grad_enabled(False)
 
     _, cval = split_files(list_images(DATA / "content"), 0.02)
     _, sval = split_files(list_images(DATA / "style"), 0.02)
-    if args.select and args.shift:
-        ap.error("--shift re-pairs the measuring photos; the selection pairs have their own (SELECT_SHIFT)")
     pairs = pick_pairs(cval, sval, args.pairs, args.select, args.shift)
     enc = VGGEncoder.from_pretrained()
 

@@ -510,7 +510,7 @@ def test_training_docs_options_table_matches_the_parser():
         assert len(defaults) == len(flags), row
         for flag, text in zip(flags, defaults):
             action = actions[flag]
-            want = {"(required)": None, "random": None, "none": None, "off": False}.get(text, text)
+            want = {"random": None, "none": None, "off": False}.get(text, text)
             if text == "(required)":
                 assert action.required, flag
             elif isinstance(action.default, (int, float)) and not isinstance(action.default, bool):

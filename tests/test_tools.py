@@ -107,7 +107,8 @@ def test_soup_groups_consecutive_exports_of_each_run(tmp_path: Path) -> None:
             f = tmp_path / run / f"x{i}.safetensors"  # names out of step order on purpose
             _export(f, step, i)
             files.append(f)
-    got = [[(f.parent.name, int(Decoder.from_file(f).meta["step"])) for f in g] for g in soup.groups(files[::-1], 2)]
+    exports = {f: Decoder.from_file(f) for f in files[::-1]}
+    got = [[(f.parent.name, int(exports[f].meta["step"])) for f in g] for g in soup.groups(exports, 2)]
     assert got == [[("a", 100), ("a", 200)], [("a", 300), ("a", 400)], [("a", 500)], [("b", 100), ("b", 200)]]
 
     decoders = [Decoder.from_file(f) for f in files[:3]]

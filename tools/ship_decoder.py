@@ -7,8 +7,8 @@
 Several files (exports of one run, e.g. one every 100 steps) are averaged weight by weight (a
 uniform Polyak average: it smooths out the step-to-step noise of the last weights); the metadata
 is the latest one's (by step), with ``averaged`` saying over which steps. Exports of several runs
-that started from the same decoder may be averaged too (``tools/soup.py`` picks which); the same
-export twice (byte for byte) is refused.
+of one line of training may be averaged too (``tools/soup.py`` picks which); the same export
+twice (byte for byte) is refused.
 
 The decoder is validated first (``Decoder.from_file``: keys, shapes, dtypes, finite values).
 Its metadata keeps everything training wrote (step, loss weights, date, ...), with the data
@@ -26,7 +26,6 @@ the shipped one.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import sys
 from pathlib import Path
@@ -36,10 +35,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from stylekit.decoder import Decoder  # noqa: E402
-from stylekit.weights import load_file  # noqa: E402
+from stylekit.weights import load_file, sha256_of  # noqa: E402
 
 WEIGHTS = ROOT / "stylekit" / "weights"
 TARGET = WEIGHTS / "decoder.safetensors"
+
+
+def average(decoders: list[Decoder]) -> Decoder:
+    """A new decoder with the uniform weight-by-weight mean of ``decoders`` (summed in float64)."""
+    states = [d.state_dict() for d in decoders]
+    out = Decoder()
+    out.load_state_dict({k: torch.stack([s[k].double() for s in states]).mean(0).float() for k in states[0]})
+    return out.eval()
 
 
 def relative_data_dir(path: str) -> str:
@@ -57,7 +64,7 @@ def main() -> None:
 
     seen: dict[str, Path] = {}
     for f in a.decoder:
-        digest = hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else str(f)
+        digest = sha256_of(f.read_bytes()) if f.is_file() else str(f)
         if digest in seen:
             sys.exit(f"error: {f} and {seen[digest]} are the same export (byte for byte)")
         seen[digest] = f
@@ -66,10 +73,7 @@ def main() -> None:
     meta = dict(new.meta)
     if len(decoders) > 1:
         steps = sorted({int(d.meta.get("step", 0)) for d in decoders})
-        states = [d.state_dict() for d in decoders]
-        with torch.no_grad():
-            for name, p in states[-1].items():
-                p.copy_(torch.stack([st[name].double() for st in states]).mean(0))
+        new = average(decoders)
         runs = " of several runs" if len(steps) < len(decoders) else ""  # runs from one decoder share steps
         meta["averaged"] = f"{len(decoders)} exports{runs}, steps {steps[0]}-{steps[-1]}"
     meta.pop("format", None)

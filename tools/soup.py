@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tools")]
 from quality import DATA, load, pick_pairs, to_tensor  # noqa: E402
+from ship_decoder import average  # noqa: E402
 
 from stylekit.data import list_images, split_files  # noqa: E402
 from stylekit.decoder import Decoder  # noqa: E402
@@ -33,25 +34,16 @@ from stylekit.losses import content_loss, style_loss  # noqa: E402
 from stylekit.ops import adain  # noqa: E402
 
 
-def groups(files: list[Path], size: int) -> list[list[Path]]:
+def groups(exports: dict[Path, Decoder], size: int) -> list[list[Path]]:
     """Consecutive runs of ``size`` exports (by step) within each folder; a shorter tail is kept."""
     by_dir: dict[Path, list[tuple[int, Path]]] = {}
-    for f in files:
-        by_dir.setdefault(f.parent, []).append((int(Decoder.from_file(f).meta.get("step", 0)), f))
+    for f, d in exports.items():
+        by_dir.setdefault(f.parent, []).append((int(d.meta.get("step", 0)), f))
     out = []
-    for d in sorted(by_dir):
-        ordered = [f for _, f in sorted(by_dir[d])]
+    for folder in sorted(by_dir):
+        ordered = [f for _, f in sorted(by_dir[folder])]
         out += [ordered[i : i + size] for i in range(0, len(ordered), size)]
     return out
-
-
-def average(decoders: list[Decoder]) -> Decoder:
-    """Uniform weight-by-weight average (in float64, as ship_decoder does)."""
-    out = Decoder()
-    states = [d.state_dict() for d in decoders]
-    with torch.no_grad():
-        out.load_state_dict({k: torch.stack([s[k].double() for s in states]).mean(0).float() for k in states[0]})
-    return out.eval()
 
 
 class Scorer:
@@ -94,28 +86,28 @@ def main() -> None:
     _, sval = split_files(list_images(DATA / "style"), 0.02)
     score = Scorer(pick_pairs(cval, sval, a.pairs, select=True), a.size, a.style_weight)
     print(f"{len(score.items)} selection pairs at {a.size} px; objective = content + {a.style_weight:g} x style")
-    ref = score(Decoder.from_pretrained().eval())
-    print(f"shipped (step {Decoder.from_pretrained().meta.get('step')}): {ref[0]:.4f} ({ref[1]:.4f} / {ref[2]:.4f})")
+    shipped = Decoder.from_pretrained().eval()
+    ref = score(shipped)
+    print(f"shipped (step {shipped.meta.get('step')}): {ref[0]:.4f} ({ref[1]:.4f} / {ref[2]:.4f})")
 
+    exports = {f: Decoder.from_file(f) for f in a.files}
     ingredients = []
-    for g in groups(a.files, a.group):
-        decs = [Decoder.from_file(f) for f in g]
-        s = score(average(decs))
-        steps = [int(d.meta.get("step", 0)) for d in decs]
+    for g in groups(exports, a.group):
+        s = score(average([exports[f] for f in g]))
+        steps = [int(exports[f].meta.get("step", 0)) for f in g]
         print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})", flush=True)
-        ingredients.append((s, g, decs))
+        ingredients.append((s, g))
     ingredients.sort(key=lambda x: x[0][0])
 
-    best, chosen = ingredients[0][0], list(ingredients[0][2])
-    print(f"soup starts with {ingredients[0][1][0].parent}, {len(chosen)} exports: {best[0]:.4f}")
-    for _, g, decs in ingredients[1:]:
-        trial = score(average([*chosen, *decs]))  # every export weighs the same, as in ship_decoder
+    best, files = ingredients[0]
+    print(f"soup starts with {files[0].parent}, {len(files)} exports: {best[0]:.4f}")
+    for _, g in ingredients[1:]:
+        trial = score(average([exports[f] for f in [*files, *g]]))  # every export weighs the same
         kept = trial[0] < best[0]
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
         if kept:
-            best, chosen = trial, [*chosen, *decs]
-    print(f"soup: {len(chosen)} exports: {best[0]:.4f} ({best[1]:.4f} / {best[2]:.4f}); shipped {ref[0]:.4f}")
-    files = [f for _, g, decs in ingredients for f, d in zip(g, decs, strict=True) if any(d is c for c in chosen)]
+            best, files = trial, [*files, *g]
+    print(f"soup: {len(files)} exports: {best[0]:.4f} ({best[1]:.4f} / {best[2]:.4f}); shipped {ref[0]:.4f}")
     if a.list:
         a.list.write_text("".join(f"{f}\n" for f in files))
         print(f"chosen files: {a.list}")
