@@ -52,13 +52,13 @@ def pick_pairs(
 ) -> list[tuple[Path, Path]]:
     """The first ``n`` measuring pairs (photo i with style i + ``shift``, so at most one pair per
     photo of the first len(styles)), or with ``select`` the first ``n`` selection pairs, made of the
-    photos no measuring set can reach."""
+    photos no measuring set can reach (ValueError where there is none)."""
     if not select:
         k = min(n, len(contents), len(styles))
         return [(contents[i], styles[(i + shift) % len(styles)]) for i in range(k)]
     spare = contents[len(styles) :]
     if not spare:
-        raise SystemExit(f"{len(contents)} validation photos for {len(styles)} styles: none spare to select on")
+        raise ValueError(f"{len(contents)} validation photos for {len(styles)} styles: none spare to select on")
     return [(c, styles[(i + SELECT_SHIFT) % len(styles)]) for i, c in enumerate(spare[:n])]
 
 
@@ -166,7 +166,10 @@ def main() -> None:
 
     _, cval = split_files(list_images(DATA / "content"), 0.02)
     _, sval = split_files(list_images(DATA / "style"), 0.02)
-    pairs = pick_pairs(cval, sval, args.pairs, args.select, args.shift)
+    try:
+        pairs = pick_pairs(cval, sval, args.pairs, args.select, args.shift)
+    except ValueError as e:
+        ap.error(str(e))
     enc = VGGEncoder.from_pretrained()
 
     decoders: dict[str, Decoder] = {}

@@ -153,7 +153,7 @@ def _check_alpha(alpha: Any) -> float:
 
 def _read(content: Contents, style: Styles) -> tuple[list[ImageInput], list[ImageInput | Style], bool]:
     listed = isinstance(content, (list, tuple))
-    if isinstance(content, (list, tuple)):
+    if isinstance(content, (list, tuple)):  # (again: a bool does not narrow the type for mypy)
         if not content:
             raise ArgumentError("content is an empty list")
         items = [read_image(c, name=f"content[{i}]") for i, c in enumerate(content)]

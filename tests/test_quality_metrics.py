@@ -59,5 +59,5 @@ def test_selection_pairs_share_no_photo_with_any_measuring_set(tmp_path) -> None
     shifted = quality.pick_pairs(contents, styles, 100, shift=10)
     assert [c for c, _ in shifted] == contents[:21] and shifted[0][1] == styles[10] and shifted[11][1] == styles[0]
     assert not set(shifted) & set(quality.pick_pairs(contents, styles, 100))  # every pair new
-    with pytest.raises(SystemExit, match="none spare"):
+    with pytest.raises(ValueError, match="none spare"):
         quality.pick_pairs(contents[:21], styles, 8, select=True)

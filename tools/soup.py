@@ -84,7 +84,10 @@ def main() -> None:
 
     _, cval = split_files(list_images(DATA / "content"), 0.02)
     _, sval = split_files(list_images(DATA / "style"), 0.02)
-    score = Scorer(pick_pairs(cval, sval, a.pairs, select=True), a.size, a.style_weight)
+    try:
+        score = Scorer(pick_pairs(cval, sval, a.pairs, select=True), a.size, a.style_weight)
+    except ValueError as e:
+        ap.error(str(e))
     print(f"{len(score.items)} selection pairs at {a.size} px; objective = content + {a.style_weight:g} x style")
     shipped = Decoder.from_pretrained().eval()
     ref = score(shipped)
