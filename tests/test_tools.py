@@ -1,5 +1,5 @@
 """tools/ship_decoder.py averages exports weight by weight and with --out leaves the package alone;
-tools/soup.py groups exports by run and step and averages them."""
+tools/soup.py groups exports by run and step, averages them and grows a soup greedily."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from stylekit.decoder import Decoder
@@ -116,3 +117,24 @@ def test_soup_groups_consecutive_exports_of_each_run(tmp_path: Path) -> None:
     for name, t in avg.items():
         mean = torch.stack([d.state_dict()[name].double() for d in decoders]).mean(0)
         torch.testing.assert_close(t.double(), mean, atol=1e-6, rtol=1e-6)
+
+
+def test_soup_greedy_keeps_only_ingredients_that_lower_the_objective() -> None:
+    """A toy objective: the soup's files are numbers and its score is how far their mean is from 5."""
+    soup = _soup_module()
+
+    def evaluate(files: list[Path]) -> tuple[float, float, float]:
+        mean = sum(float(f.name) for f in files) / len(files)
+        return abs(mean - 5.0), 0.0, 0.0
+
+    ingredients = [(evaluate([Path(n)]), [Path(n)]) for n in ("9", "4", "7", "1", "5.5")]
+    tries: list[tuple[str, bool]] = []
+    best, files = soup.greedy(ingredients, evaluate, report=lambda g, s, kept: tries.append((g[0].name, kept)))
+    # starts from 5.5 (0.5 off), then tries 4 (mean 4.75: kept), 7 (5.5: dropped), 9 (6.17: dropped), 1 (3.5: dropped)
+    assert [f.name for f in files] == ["5.5", "4"] and best[0] == pytest.approx(0.25)
+    assert tries == [("4", True), ("7", False), ("9", False), ("1", False)]
+
+    # grown from a given soup (4 off) instead, trying every ingredient: 5.5 (mean 7.83: kept),
+    # 4 (6.875: kept), 7 (6.9: dropped), 9 (7.3: dropped), 1 (5.7: kept)
+    best, files = soup.greedy(ingredients, evaluate, start=[Path("9"), Path("9")])
+    assert [f.name for f in files] == ["9", "9", "5.5", "4", "1"] and best[0] == pytest.approx(0.7)

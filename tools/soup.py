@@ -10,7 +10,9 @@ is an ingredient. Ingredients are scored by content + λ × style loss on the se
 ``benchmarks/quality.py --select`` (validation photos that no measuring set uses), best first;
 then, greedily, each ingredient joins the soup if the soup's average scores better with it
 (Wortsman et al. 2022, "Model soups"); every export in the soup weighs the same. The chosen
-files go to ``--list``, one per line, for ``tools/ship_decoder.py``. Confirm the pick with
+files go to ``--list``, one per line, for ``tools/ship_decoder.py``. ``--start`` takes such a
+list (e.g. the shipped soup's) as the soup to grow: its exports form no ingredients, and
+ingredients join only where they beat it. Confirm the pick with
 ``benchmarks/quality.py`` (without ``--select``) before shipping: those pairs had no say in it.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -46,6 +49,33 @@ def groups(exports: dict[Path, Decoder], size: int) -> list[list[Path]]:
     return out
 
 
+Score = tuple[float, float, float]  # (objective, content loss, style loss)
+
+
+def greedy(
+    ingredients: list[tuple[Score, list[Path]]],
+    evaluate: Callable[[list[Path]], Score],
+    start: list[Path] | None = None,
+    report: Callable[[list[Path], Score, bool], None] | None = None,
+) -> tuple[Score, list[Path]]:
+    """Grow a soup: from ``start`` (else the best ingredient), try each other ingredient once, best
+    first, keeping it where the soup's objective drops; ``report(ingredient, score, kept)`` is
+    called after each try. Returns the soup's score and its files."""
+    order = sorted(ingredients, key=lambda x: x[0][0])
+    if start:
+        best, files = evaluate(start), list(start)
+    else:
+        (best, files), order = order[0], order[1:]
+    for _, g in order:
+        trial = evaluate([*files, *g])
+        kept = trial[0] < best[0]
+        if report:
+            report(g, trial, kept)
+        if kept:
+            best, files = trial, [*files, *g]
+    return best, files
+
+
 class Scorer:
     """content + λ × style loss over fixed pairs, with the pairs' targets encoded once."""
 
@@ -58,7 +88,7 @@ class Scorer:
             fs = self.enc(s, STYLE_TAPS)
             self.items.append((adain(self.enc.encode(c), fs["relu4_1"]), fs))
 
-    def __call__(self, decoder: Decoder) -> tuple[float, float, float]:
+    def __call__(self, decoder: Decoder) -> Score:
         """(objective, content loss, style loss), means over the pairs."""
         cl = sl = 0.0
         for t, fs in self.items:
@@ -77,6 +107,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="short side of content and style")
     ap.add_argument("--style-weight", type=float, default=3.5, help="λ in content + λ × style")
     ap.add_argument("--list", type=Path, help="write the chosen files here, one per line")
+    ap.add_argument("--start", type=Path, help="a --list file: grow this soup instead of starting from the best group")
     a = ap.parse_args()
     if a.group < 1:
         ap.error("--group must be at least 1")
@@ -93,23 +124,29 @@ def main() -> None:
     ref = score(shipped)
     print(f"shipped (step {shipped.meta.get('step')}): {ref[0]:.4f} ({ref[1]:.4f} / {ref[2]:.4f})")
 
-    exports = {f: Decoder.from_file(f) for f in a.files}
+    start = [Path(line) for line in a.start.read_text().split()] if a.start else []
+    missing = [f for f in start if not f.is_file()]
+    if missing:
+        ap.error(f"--start lists {len(missing)} missing files, e.g. {missing[0]}")
+    exports = {f: Decoder.from_file(f) for f in dict.fromkeys([*start, *a.files])}
     ingredients = []
-    for g in groups(exports, a.group):
+    in_start = set(start)
+    for g in groups({f: d for f, d in exports.items() if f not in in_start}, a.group):
         s = score(average([exports[f] for f in g]))
         steps = [int(exports[f].meta.get("step", 0)) for f in g]
         print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})", flush=True)
         ingredients.append((s, g))
-    ingredients.sort(key=lambda x: x[0][0])
+    if not ingredients:
+        ap.error("no exports left to add (every file is in --start)")
 
-    best, files = ingredients[0]
-    print(f"soup starts with {files[0].parent}, {len(files)} exports: {best[0]:.4f}")
-    for _, g in ingredients[1:]:
-        trial = score(average([exports[f] for f in [*files, *g]]))  # every export weighs the same
-        kept = trial[0] < best[0]
+    def evaluate(files: list[Path]) -> Score:
+        return score(average([exports[f] for f in files]))  # every export weighs the same
+
+    def report(g: list[Path], trial: Score, kept: bool) -> None:
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
-        if kept:
-            best, files = trial, [*files, *g]
+
+    print(f"soup starts with --start's {len(start)} exports" if start else "soup starts with the best group")
+    best, files = greedy(ingredients, evaluate, start, report)
     print(f"soup: {len(files)} exports: {best[0]:.4f} ({best[1]:.4f} / {best[2]:.4f}); shipped {ref[0]:.4f}")
     if a.list:
         a.list.write_text("".join(f"{f}\n" for f in files))
