@@ -134,7 +134,8 @@ def test_soup_greedy_keeps_only_ingredients_that_lower_the_objective() -> None:
     assert [f.name for f in files] == ["5.5", "4"] and best[0] == pytest.approx(0.25)
     assert tries == [("4", True), ("7", False), ("9", False), ("1", False)]
 
-    # grown from a given soup (4 off) instead, trying every ingredient: 5.5 (mean 7.83: kept),
+    # grown from a given, scored soup (4 off) instead, trying every ingredient: 5.5 (mean 7.83: kept),
     # 4 (6.875: kept), 7 (6.9: dropped), 9 (7.3: dropped), 1 (5.7: kept)
-    best, files = soup.greedy(ingredients, evaluate, start=[Path("9"), Path("9")])
+    start = [Path("9"), Path("9")]
+    best, files = soup.greedy(ingredients, evaluate, start=(evaluate(start), start))
     assert [f.name for f in files] == ["9", "9", "5.5", "4", "1"] and best[0] == pytest.approx(0.7)

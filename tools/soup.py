@@ -55,15 +55,15 @@ Score = tuple[float, float, float]  # (objective, content loss, style loss)
 def greedy(
     ingredients: list[tuple[Score, list[Path]]],
     evaluate: Callable[[list[Path]], Score],
-    start: list[Path] | None = None,
+    start: tuple[Score, list[Path]] | None = None,
     report: Callable[[list[Path], Score, bool], None] | None = None,
 ) -> tuple[Score, list[Path]]:
-    """Grow a soup: from ``start`` (else the best ingredient), try each other ingredient once, best
-    first, keeping it where the soup's objective drops; ``report(ingredient, score, kept)`` is
-    called after each try. Returns the soup's score and its files."""
+    """Grow a soup: from ``start`` (a scored soup; else the best ingredient), try each other
+    ingredient once, best first, keeping it where the soup's objective drops;
+    ``report(ingredient, score, kept)`` is called after each try. Returns the soup's score and files."""
     order = sorted(ingredients, key=lambda x: x[0][0])
     if start:
-        best, files = evaluate(start), list(start)
+        best, files = start[0], list(start[1])
     else:
         (best, files), order = order[0], order[1:]
     for _, g in order:
@@ -124,7 +124,7 @@ def main() -> None:
     ref = score(shipped)
     print(f"shipped (step {shipped.meta.get('step')}): {ref[0]:.4f} ({ref[1]:.4f} / {ref[2]:.4f})")
 
-    start = [Path(line) for line in a.start.read_text().split()] if a.start else []
+    start = list(dict.fromkeys(Path(line) for line in a.start.read_text().split())) if a.start else []
     missing = [f for f in start if not f.is_file()]
     if missing:
         ap.error(f"--start lists {len(missing)} missing files, e.g. {missing[0]}")
@@ -145,8 +145,12 @@ def main() -> None:
     def report(g: list[Path], trial: Score, kept: bool) -> None:
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
 
-    print(f"soup starts with --start's {len(start)} exports" if start else "soup starts with the best group")
-    best, files = greedy(ingredients, evaluate, start, report)
+    if start:
+        first = evaluate(start)
+        print(f"soup starts with --start's {len(start)} exports: {first[0]:.4f} ({first[1]:.4f} / {first[2]:.4f})")
+    else:
+        print("soup starts with the best group")
+    best, files = greedy(ingredients, evaluate, (first, start) if start else None, report)
     print(f"soup: {len(files)} exports: {best[0]:.4f} ({best[1]:.4f} / {best[2]:.4f}); shipped {ref[0]:.4f}")
     if a.list:
         a.list.write_text("".join(f"{f}\n" for f in files))
