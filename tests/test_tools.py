@@ -118,6 +118,13 @@ def test_soup_groups_consecutive_exports_of_each_run(tmp_path: Path) -> None:
         mean = torch.stack([d.state_dict()[name].double() for d in decoders]).mean(0)
         torch.testing.assert_close(t.double(), mean, atol=1e-6, rtol=1e-6)
 
+    # what the soup scores is what a shipped file holds (fp16), not the fp32 in-memory mean
+    saved = tmp_path / "avg.safetensors"
+    soup.average(decoders).save(saved)
+    assert not all(torch.equal(a, b) for a, b in zip(soup.average(decoders).state_dict().values(), Decoder.from_file(saved).state_dict().values()))
+    rounded, shipped = soup.as_shipped(soup.average(decoders)).state_dict(), Decoder.from_file(saved).state_dict()
+    assert all(torch.equal(rounded[k], shipped[k]) for k in shipped)
+
 
 def test_soup_greedy_keeps_only_ingredients_that_lower_the_objective() -> None:
     """A toy objective: the soup's files are numbers and its score is how far their mean is from 5."""

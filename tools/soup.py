@@ -76,6 +76,13 @@ def greedy(
     return best, files
 
 
+def as_shipped(decoder: Decoder) -> Decoder:
+    """``decoder`` with its weights rounded to the dtype a shipped file stores (fp16), so that a
+    soup is scored as it would ship, not in the fp32 of the in-memory average."""
+    decoder.load_state_dict({k: v.half().float() for k, v in decoder.state_dict().items()})
+    return decoder
+
+
 class Scorer:
     """content + λ × style loss over fixed pairs, with the pairs' targets encoded once."""
 
@@ -132,7 +139,7 @@ def main() -> None:
     ingredients = []
     in_start = set(start)
     for g in groups({f: d for f, d in exports.items() if f not in in_start}, a.group):
-        s = score(average([exports[f] for f in g]))
+        s = score(as_shipped(average([exports[f] for f in g])))
         steps = [int(exports[f].meta.get("step", 0)) for f in g]
         print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})", flush=True)
         ingredients.append((s, g))
@@ -140,7 +147,7 @@ def main() -> None:
         ap.error("no exports left to add (every file is in --start)")
 
     def evaluate(files: list[Path]) -> Score:
-        return score(average([exports[f] for f in files]))  # every export weighs the same
+        return score(as_shipped(average([exports[f] for f in files])))  # every export weighs the same
 
     def report(g: list[Path], trial: Score, kept: bool) -> None:
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
