@@ -77,8 +77,8 @@ def greedy(
 
 
 def as_shipped(decoder: Decoder) -> Decoder:
-    """``decoder`` with its weights rounded to the dtype a shipped file stores (fp16), so that a
-    soup is scored as it would ship, not in the fp32 of the in-memory average."""
+    """``decoder``, its weights rounded in place to the dtype a shipped file stores (fp16), so that
+    a soup is scored as it would ship, not in the fp32 of the in-memory average."""
     decoder.load_state_dict({k: v.half().float() for k, v in decoder.state_dict().items()})
     return decoder
 
@@ -136,28 +136,30 @@ def main() -> None:
     if missing:
         ap.error(f"--start lists {len(missing)} missing files, e.g. {missing[0]}")
     exports = {f: Decoder.from_file(f) for f in dict.fromkeys([*start, *a.files])}
+
+    def evaluate(files: list[Path]) -> Score:
+        return score(as_shipped(average([exports[f] for f in files])))  # every export weighs the same
+
     ingredients = []
     in_start = set(start)
     for g in groups({f: d for f, d in exports.items() if f not in in_start}, a.group):
-        s = score(as_shipped(average([exports[f] for f in g])))
+        s = evaluate(g)
         steps = [int(exports[f].meta.get("step", 0)) for f in g]
         print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})", flush=True)
         ingredients.append((s, g))
     if not ingredients:
         ap.error("no exports left to add (every file is in --start)")
 
-    def evaluate(files: list[Path]) -> Score:
-        return score(as_shipped(average([exports[f] for f in files])))  # every export weighs the same
-
     def report(g: list[Path], trial: Score, kept: bool) -> None:
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
 
-    if start:
-        first = evaluate(start)
+    seed = (evaluate(start), start) if start else None
+    if seed:
+        first = seed[0]
         print(f"soup starts with --start's {len(start)} exports: {first[0]:.4f} ({first[1]:.4f} / {first[2]:.4f})")
     else:
         print("soup starts with the best group")
-    best, files = greedy(ingredients, evaluate, (first, start) if start else None, report)
+    best, files = greedy(ingredients, evaluate, seed, report)
     print(f"soup: {len(files)} exports: {best[0]:.4f} ({best[1]:.4f} / {best[2]:.4f}); shipped {ref[0]:.4f}")
     if a.list:
         a.list.write_text("".join(f"{f}\n" for f in files))
