@@ -4,6 +4,8 @@ whose answer is known."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,10 @@ def test_selection_pairs_share_no_photo_with_any_measuring_set(tmp_path) -> None
     assert not set(shifted) & set(quality.pick_pairs(contents, styles, 100))  # every pair new
     with pytest.raises(ValueError, match="none spare"):
         quality.pick_pairs(contents[:21], styles, 8, select=True)
+
+
+def test_quality_refuses_a_shift_of_the_selection_pairs() -> None:
+    script = Path(quality.__file__)
+    done = subprocess.run([sys.executable, str(script), "--select", "--shift", "1", "--no-baseline"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "--shift re-pairs the measuring photos" in done.stderr, done.stderr

@@ -147,3 +147,23 @@ def test_soup_greedy_keeps_only_ingredients_that_lower_the_objective() -> None:
     start = [Path("9"), Path("9")]
     best, files = soup.greedy(ingredients, evaluate, start=(evaluate(start), start))
     assert [f.name for f in files] == ["9", "9", "5.5", "4", "1"] and best[0] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["{a}", "--group", "0"], "--group must be at least 1"),
+        (["{a}", "--start", "{tmp}/nope.txt"], "--start: no such file"),
+        (["{a}", "{tmp}/gone.safetensors"], "1 missing exports"),
+        (["{a}", "--start", "{list}"], "no exports left to add"),
+    ],
+)
+def test_soup_refuses_bad_arguments_before_scoring_anything(tmp_path: Path, args: list[str], says: str) -> None:
+    a = tmp_path / "a.safetensors"
+    _export(a, 100, 0)
+    (tmp_path / "start.txt").write_text(f"{a}\n")
+    fill = {"a": str(a), "tmp": str(tmp_path), "list": str(tmp_path / "start.txt")}
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), *(x.format(**fill) for x in args)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "selection pairs" not in done.stdout  # refused before the (slow) scoring starts

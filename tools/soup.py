@@ -118,6 +118,14 @@ def main() -> None:
     a = ap.parse_args()
     if a.group < 1:
         ap.error("--group must be at least 1")
+    if a.start and not a.start.is_file():
+        ap.error(f"--start: no such file: {a.start}")
+    start = list(dict.fromkeys(Path(line) for line in a.start.read_text().split())) if a.start else []
+    missing = [f for f in [*start, *a.files] if not f.is_file()]
+    if missing:
+        ap.error(f"{len(missing)} missing exports, e.g. {missing[0]}")
+    if not set(a.files) - set(start):
+        ap.error("no exports left to add (every file is in --start)")
     torch.set_grad_enabled(False)
 
     _, cval = split_files(list_images(DATA / "content"), 0.02)
@@ -131,10 +139,6 @@ def main() -> None:
     ref = score(shipped)
     print(f"shipped (step {shipped.meta.get('step')}): {ref[0]:.4f} ({ref[1]:.4f} / {ref[2]:.4f})")
 
-    start = list(dict.fromkeys(Path(line) for line in a.start.read_text().split())) if a.start else []
-    missing = [f for f in start if not f.is_file()]
-    if missing:
-        ap.error(f"--start lists {len(missing)} missing files, e.g. {missing[0]}")
     exports = {f: Decoder.from_file(f) for f in dict.fromkeys([*start, *a.files])}
 
     def evaluate(files: list[Path]) -> Score:
@@ -147,8 +151,6 @@ def main() -> None:
         steps = [int(exports[f].meta.get("step", 0)) for f in g]
         print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})", flush=True)
         ingredients.append((s, g))
-    if not ingredients:
-        ap.error("no exports left to add (every file is in --start)")
 
     def report(g: list[Path], trial: Score, kept: bool) -> None:
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
