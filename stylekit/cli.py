@@ -58,6 +58,15 @@ def _tile(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"--tile must be auto or a number of pixels, got {text!r}") from None
 
 
+def _crops(text: str) -> int | tuple[int, ...]:
+    """``--crop``: one size, or comma-separated sizes taken in turn (TrainConfig checks their values)."""
+    try:
+        sizes = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--crop must be a size in px or comma-separated sizes (e.g. 256,384), got {text!r}") from None
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def _weights(text: str) -> list[float]:
     """Comma-separated weights, held to stylekit.style.check_style_weights's rule (imported only
     when the flag is given: it brings torch)."""
@@ -151,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (checkpoint, decoder.safetensors, log.csv, samples/)")
     p.add_argument("--steps", type=int, default=20000, help="total steps; a resumed run goes on to this (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="pictures per step (default %(default)s)")
-    p.add_argument("--crop", type=int, default=256, help="training crop in px (default %(default)s)")
+    p.add_argument("--crop", type=_crops, default=256, metavar="PX[,PX...]",
+                   help="training crop in px; several sizes are taken in turn, one per step (default %(default)s)")
     p.add_argument("--warmup-crop", type=int, default=None, help="smaller crop for the first --warmup-steps")
     p.add_argument("--warmup-steps", type=int, default=0, help="steps at --warmup-crop (default %(default)s)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, decayed as lr / (1 + 5e-5 step) (default %(default)s)")

@@ -56,8 +56,11 @@ class TrainConfig:
         out: run folder: ``checkpoint.safetensors``, ``decoder.safetensors``, ``log.csv``, ``samples/``.
         steps: total optimiser steps (a resumed run goes on to this number).
         batch_size: images per step per process.
-        crop: training crop size; ``warmup_crop`` is used for the first ``warmup_steps`` steps
-            (a curriculum: 128 px crops cost a quarter of 256 px ones).
+        crop: training crop size, or a tuple of sizes taken in turn, one per step
+            (``(256, 384)``: 256 px on even steps, 384 on odd ones). Each picture is scaled so its
+            short side is 1 to 1.5 times the crop, so the crop also sets the scale the decoder
+            learns at; several sizes train it for several scales. ``warmup_crop`` is used for
+            the first ``warmup_steps`` steps (a curriculum: 128 px crops cost a quarter of 256 px ones).
         lr, lr_decay: Adam learning rate ``lr / (1 + lr_decay * step)`` (the reference's schedule).
         lr_warmup: ramp the learning rate up linearly over this many first steps. A fresh Adam
             moves every weight by about ``lr`` in its first steps, which knocks a trained
@@ -80,7 +83,7 @@ class TrainConfig:
     out: str = "runs/decoder"
     steps: int = 20000
     batch_size: int = 8
-    crop: int = 256
+    crop: int | tuple[int, ...] = 256
     warmup_crop: int | None = None
     warmup_steps: int = 0
     lr: float = 1e-4
@@ -106,17 +109,25 @@ class TrainConfig:
         warm = min(1.0, (step + 1) / self.lr_warmup) if self.lr_warmup > 0 else 1.0
         return warm / (1.0 + self.lr_decay * step)
 
+    @property
+    def crops(self) -> tuple[int, ...]:
+        """The crop sizes taken in turn after the warm-up (``crop`` as a tuple)."""
+        return tuple(self.crop) if isinstance(self.crop, (tuple, list)) else (self.crop,)
+
     def crop_at(self, step: int) -> int:
-        return self.warmup_crop if (self.warmup_crop and step < self.warmup_steps) else self.crop
+        if self.warmup_crop and step < self.warmup_steps:
+            return self.warmup_crop
+        return self.crops[step % len(self.crops)]
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "crop", "checkpoint_every", "sample_every", "log_every"):
+        for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("crop", "warmup_crop"):
-            v = getattr(self, name)
-            if v is not None and (v < 32 or v % 8):
-                raise ArgumentError(f"{name} must be a multiple of 8 and at least 32, got {v}")
+        if not self.crops:
+            raise ArgumentError("crop must name at least one size")
+        for name, v in [*(("crop", c) for c in self.crops), ("warmup_crop", self.warmup_crop)]:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 32 or v % 8):
+                raise ArgumentError(f"{name} must be a multiple of 8 and at least 32, got {v!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ArgumentError(f"lr must be a positive number, got {self.lr}")
         if not (self.style_weight >= 0 and math.isfinite(self.style_weight)):
@@ -302,7 +313,7 @@ def train(config: TrainConfig | None = None, **overrides) -> TrainResult:
         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed),  # not the global RNG
         worker_init_fn=_leave_the_stop_to_the_trainer,  # (unused without workers)
     )  # fmt: skip
-    val = _val_batch(content_val or content_train, style_val or style_train, min(cfg.crop, 256)) if is_main else None
+    val = _val_batch(content_val or content_train, style_val or style_train, min(*cfg.crops, 256)) if is_main else None
 
     log_f = None
     if is_main:
@@ -424,8 +435,9 @@ def _checkpoint(is_main, ckpt_path, dec_path, decoder, opt, step, cfg, stats, la
         return
     _save_checkpoint(ckpt_path, decoder, opt, step, cfg, stats)
     meta = {
-        "step": str(stats.get("init_step", 0) + step), "run_step": str(step), "batch_size": str(cfg.batch_size), "crop": str(cfg.crop),
-        "style_weight": str(cfg.style_weight), "grid_weight": str(cfg.grid_weight), "tap_scale": json.dumps(TAP_SCALE),
+        "step": str(stats.get("init_step", 0) + step), "run_step": str(step), "batch_size": str(cfg.batch_size),
+        "crop": ",".join(map(str, cfg.crops)), "style_weight": str(cfg.style_weight), "grid_weight": str(cfg.grid_weight),
+        "tap_scale": json.dumps(TAP_SCALE),
         "lr": str(cfg.lr), "seed": str(cfg.seed),  # with init and step: which run an export came from
         "content_dir": str(cfg.content_dir), "style_dir": str(cfg.style_dir),
         "loss": f"{last['loss']:.5f}", "date": datetime.date.today().isoformat(),

@@ -340,6 +340,11 @@ def test_train_passes_its_options(monkeypatch, tmp_path, capsys):
     assert seen["lr_warmup"] == 5 and seen["grid_weight"] == 100.0
     out = capsys.readouterr().out
     assert "step 7" in out and "grid 0.00025" in out
+    assert main([*argv[:9], "--crop", "256,384", *argv[11:]]) == 0
+    assert seen["crop"] == (256, 384)
+    with pytest.raises(SystemExit):
+        main([*argv[:9], "--crop", "256,big", *argv[11:]])
+    assert "--crop must be a size in px or comma-separated sizes" in capsys.readouterr().err
 
 
 def test_train_defaults_are_the_train_configs(monkeypatch, tmp_path):

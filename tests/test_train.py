@@ -26,7 +26,7 @@ from PIL import Image
 import stylekit
 from stylekit import ArgumentError, Decoder
 from stylekit.data import PairBatches, list_images
-from stylekit.train import TrainConfig, train
+from stylekit.train import LOG_COLUMNS, TrainConfig, train
 from stylekit.weights import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,8 @@ def test_no_readable_file_is_an_error_naming_the_folder_kind(tmp_path: Path, dat
 
 @pytest.mark.parametrize(
     ("over", "match"),
-    [({"steps": 0}, "steps"), ({"crop": 30}, "crop"), ({"crop": 36}, "crop"), ({"warmup_crop": 16}, "warmup_crop"),
+    [({"steps": 0}, "steps"), ({"crop": 30}, "crop"), ({"crop": 36}, "crop"), ({"crop": (32, 36)}, "crop"), ({"crop": ()}, "crop"),
+     ({"crop": 32.0}, "crop"), ({"warmup_crop": 16}, "warmup_crop"),
      ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"),
      ({"style_weight": -1.0}, "style_weight"), ({"grid_weight": float("inf")}, "grid_weight"), ({"val_fraction": 1.0}, "val_fraction"),
      ({"checkpoint_every": 0}, "checkpoint_every")],
@@ -206,6 +207,16 @@ def test_invalid_config_raises(data, tmp_path: Path, over, match) -> None:
         train(**_kw(data, tmp_path / "run", **{"steps": 1, **over}))
     with pytest.raises(ArgumentError, match=match):
         TrainConfig(**_kw(data, tmp_path / "run", **{"steps": 1, **over})).validate()
+
+
+def test_several_crops_are_taken_in_turn(data, tmp_path: Path) -> None:
+    cfg = TrainConfig(**_kw(data, tmp_path / "run", crop=(32, 48), warmup_crop=40, warmup_steps=2))
+    assert [cfg.crop_at(s) for s in range(6)] == [40, 40, 32, 48, 32, 48]
+    out = tmp_path / "run"
+    train(**_kw(data, out, steps=4, crop=(32, 48)))
+    rows = _log_rows(out)
+    assert [int(r[LOG_COLUMNS.index("crop")]) for r in rows] == [32, 48, 32, 48]  # the batches' real size
+    assert Decoder.from_file(out / "decoder.safetensors").meta["crop"] == "32,48"
 
 
 @pytest.mark.parametrize("which", ["content_dir", "style_dir"])
