@@ -162,6 +162,10 @@ def main() -> None:
     ap.add_argument("--sheet", type=Path, default=ROOT / "benchmarks" / "quality_sheet.jpg")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
+    for name in ("size", "style_size"):
+        v = getattr(args, name)
+        if v is not None and v < 16:
+            ap.error(f"--{name.replace('_', '-')} must be at least 16 px, got {v}")
     if args.select and args.shift:
         ap.error("--shift re-pairs the measuring photos; the selection pairs have their own (SELECT_SHIFT)")
     torch.set_grad_enabled(False)

@@ -65,8 +65,11 @@ def test_selection_pairs_share_no_photo_with_any_measuring_set(tmp_path) -> None
         quality.pick_pairs(contents[:21], styles, 8, select=True)
 
 
-def test_quality_refuses_a_shift_of_the_selection_pairs() -> None:
+def test_quality_refuses_bad_arguments() -> None:
     script = Path(quality.__file__)
     done = subprocess.run([sys.executable, str(script), "--select", "--shift", "1", "--no-baseline"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "--shift re-pairs the measuring photos" in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, str(script), "--style-size", "0", "--no-baseline"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "--style-size must be at least 16 px, got 0" in done.stderr, done.stderr
