@@ -124,7 +124,8 @@ def main() -> None:
     missing = [f for f in [*start, *a.files] if not f.is_file()]
     if missing:
         ap.error(f"{len(missing)} missing exports, e.g. {missing[0]}")
-    if not set(a.files) - set(start):
+    in_start = set(start)
+    if not set(a.files) - in_start:
         ap.error("no exports left to add (every file is in --start)")
     torch.set_grad_enabled(False)
 
@@ -145,7 +146,6 @@ def main() -> None:
         return score(as_shipped(average([exports[f] for f in files])))  # every export weighs the same
 
     ingredients = []
-    in_start = set(start)
     for g in groups({f: d for f, d in exports.items() if f not in in_start}, a.group):
         s = evaluate(g)
         steps = [int(exports[f].meta.get("step", 0)) for f in g]
@@ -155,10 +155,10 @@ def main() -> None:
     def report(g: list[Path], trial: Score, kept: bool) -> None:
         print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
 
-    seed = (evaluate(start), start) if start else None
-    if seed:
-        first = seed[0]
-        print(f"soup starts with --start's {len(start)} exports: {first[0]:.4f} ({first[1]:.4f} / {first[2]:.4f})")
+    seed = None
+    if start:
+        seed = (evaluate(start), start)
+        print(f"soup starts with --start's {len(start)} exports: {seed[0][0]:.4f} ({seed[0][1]:.4f} / {seed[0][2]:.4f})")
     else:
         print("soup starts with the best group")
     best, files = greedy(ingredients, evaluate, seed, report)
