@@ -167,3 +167,43 @@ def test_soup_refuses_bad_arguments_before_scoring_anything(tmp_path: Path, args
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert "selection pairs" not in done.stdout  # refused before the (slow) scoring starts
+
+
+def test_soup_sizes_parse_and_score_as_ratios_to_the_shipped_decoder() -> None:
+    soup = _soup_module()
+    assert soup.parse_sizes("256") == [(256, 256)]
+    assert soup.parse_sizes("256, 512,1024:512,256") == [(256, 256), (512, 512), (1024, 512)]
+    for bad, says in (("256,big", "'big' is not a size"), ("8", "at least 16"), ("1024:0", "at least 16"), ("", "'' is not")):
+        with pytest.raises(ValueError, match=says):
+            soup.parse_sizes(bad)
+    # one size: the score as it is; several: the mean of the objective's ratios, then each ratio
+    assert soup.relative([(3.0, 1.0, 0.5)], [(6.0, 2.0, 1.0)]) == (3.0, 1.0, 0.5)
+    got = soup.relative([(3.0, 1.0, 0.5), (4.5, 1.0, 1.0)], [(6.0, 2.0, 1.0), (3.0, 1.0, 0.5)])
+    assert got == pytest.approx((1.0, 0.5, 1.5))
+
+
+def test_soup_refuses_a_bad_size_before_scoring_anything(tmp_path: Path) -> None:
+    a = tmp_path / "a.safetensors"
+    _export(a, 100, 0)
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), str(a), "--size", "256,1024:8"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "'1024:8': sides must be at least 16 px" in done.stderr, done.stderr
+    assert "selection pairs" not in done.stdout
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "train" / "content").is_dir(), reason="needs ../shared/data")
+def test_soup_at_two_sizes_scores_the_shipped_decoder_1(tmp_path: Path) -> None:
+    """Real pairs at 32 and 48:32 px: the shipped decoder's own file, as an ingredient, scores a ratio of 1."""
+    shipped = tmp_path / "run" / "shipped.safetensors"
+    shipped.parent.mkdir()
+    shipped.write_bytes((PACKAGE_WEIGHTS / "decoder.safetensors").read_bytes())
+    other = tmp_path / "run" / "random.safetensors"
+    _export(other, 10**9, 0)  # a later step: an ingredient of its own with --group 1
+    out = tmp_path / "soup.txt"
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), str(shipped), str(other), "--group", "1",
+                           "--pairs", "2", "--size", "32,48:32", "--list", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 selection pairs at 32, 48:32 px" in done.stdout
+    assert "1.0000 (32: 1.0000, 48:32: 1.0000)" in done.stdout, done.stdout  # each size's ratio is printed
+    assert out.read_text().split() == [str(shipped)]  # a random decoder never joins

@@ -14,6 +14,11 @@ files go to ``--list``, one per line, for ``tools/ship_decoder.py``. ``--start``
 list (e.g. the shipped soup's) as the soup to grow: its exports form no ingredients, and
 ingredients join only where they beat it. Confirm the pick with
 ``benchmarks/quality.py`` (without ``--select``) before shipping: those pairs had no say in it.
+
+``--size 256,512,1024:512`` scores at several sizes (``C`` or content:style short sides ``C:S``)
+at once: each size's objective is divided by the shipped decoder's there, and the mean of these
+ratios is what the soup lowers (the shipped decoder scores 1); a pick made at one size alone does
+not see what it costs at another.
 """
 
 from __future__ import annotations
@@ -49,7 +54,34 @@ def groups(exports: dict[Path, Decoder], size: int) -> list[list[Path]]:
     return out
 
 
-Score = tuple[float, float, float]  # (objective, content loss, style loss)
+Score = tuple[float, ...]  # (objective, content loss, style loss), or (mean ratio, ratio at each size)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"256,1024:512"`` -> ``[(256, 256), (1024, 512)]``: (content, style) short sides, each at least 16."""
+    out = []
+    for part in text.split(","):
+        c, _, s = part.strip().partition(":")
+        try:
+            spec = (int(c), int(s or c))
+        except ValueError:
+            raise ValueError(f"--size: {part.strip()!r} is not a size (use e.g. 256, or 1024:512 for content:style)") from None
+        if min(spec) < 16:
+            raise ValueError(f"--size: {part.strip()!r}: sides must be at least 16 px")
+        out.append(spec)
+    return list(dict.fromkeys(out))
+
+
+def relative(scores: list[Score], refs: list[Score]) -> Score:
+    """One size: its score as it is. Several: (mean of the objective ratios to ``refs``, each ratio)."""
+    if len(scores) == 1:
+        return scores[0]
+    ratios = [s[0] / r[0] for s, r in zip(scores, refs, strict=True)]
+    return sum(ratios) / len(ratios), *ratios
+
+
+def label(spec: tuple[int, int]) -> str:
+    return str(spec[0]) if spec[0] == spec[1] else f"{spec[0]}:{spec[1]}"
 
 
 def greedy(
@@ -86,12 +118,12 @@ def as_shipped(decoder: Decoder) -> Decoder:
 class Scorer:
     """content + λ × style loss over fixed pairs, with the pairs' targets encoded once."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]], size: int, style_weight: float) -> None:
+    def __init__(self, pairs: list[tuple[Path, Path]], size: int, style_weight: float, style_size: int | None = None) -> None:
         self.enc = VGGEncoder.from_pretrained()
         self.style_weight = style_weight
         self.items = []
         for cpath, spath in pairs:
-            c, s = to_tensor(load(cpath, size)), to_tensor(load(spath, size))
+            c, s = to_tensor(load(cpath, size)), to_tensor(load(spath, style_size or size))
             fs = self.enc(s, STYLE_TAPS)
             self.items.append((adain(self.enc.encode(c), fs["relu4_1"]), fs))
 
@@ -111,13 +143,18 @@ def main() -> None:
     ap.add_argument("files", type=Path, nargs="+", help="decoder exports (decoder.safetensors copies)")
     ap.add_argument("--group", type=int, default=4, help="consecutive exports per ingredient")
     ap.add_argument("--pairs", type=int, default=32, help="selection pairs to score on (at most all of them)")
-    ap.add_argument("--size", type=int, default=256, help="short side of content and style")
+    ap.add_argument("--size", default="256", help="short side of content and style; several, comma-separated, "
+                    "each N or content:style (e.g. 256,512,1024:512), are scored as ratios to the shipped decoder")
     ap.add_argument("--style-weight", type=float, default=3.5, help="λ in content + λ × style")
     ap.add_argument("--list", type=Path, help="write the chosen files here, one per line")
     ap.add_argument("--start", type=Path, help="a --list file: grow this soup instead of starting from the best group")
     a = ap.parse_args()
     if a.group < 1:
         ap.error("--group must be at least 1")
+    try:
+        specs = parse_sizes(a.size)
+    except ValueError as e:
+        ap.error(str(e))
     if a.start and not a.start.is_file():
         ap.error(f"--start: no such file: {a.start}")
     start = list(dict.fromkeys(Path(line) for line in a.start.read_text().split())) if a.start else []
@@ -132,37 +169,49 @@ def main() -> None:
     _, cval = split_files(list_images(DATA / "content"), 0.02)
     _, sval = split_files(list_images(DATA / "style"), 0.02)
     try:
-        score = Scorer(pick_pairs(cval, sval, a.pairs, select=True), a.size, a.style_weight)
+        pairs = pick_pairs(cval, sval, a.pairs, select=True)
     except ValueError as e:
         ap.error(str(e))
-    print(f"{len(score.items)} selection pairs at {a.size} px; objective = content + {a.style_weight:g} x style")
+    scorers = [Scorer(pairs, c, a.style_weight, s) for c, s in specs]
+    sizes = ", ".join(label(spec) for spec in specs)
+    print(f"{len(pairs)} selection pairs at {sizes} px; objective = content + {a.style_weight:g} x style")
     shipped = Decoder.from_pretrained().eval()
-    ref = score(shipped)
-    print(f"shipped (step {shipped.meta.get('step')}): {ref[0]:.4f} ({ref[1]:.4f} / {ref[2]:.4f})")
+    refs = [score(shipped) for score in scorers]
+    for spec, r in zip(specs, refs, strict=True):
+        print(f"shipped (step {shipped.meta.get('step')}) at {label(spec)}: {r[0]:.4f} ({r[1]:.4f} / {r[2]:.4f})")
+    if len(specs) > 1:
+        print("below: the mean of the objective's ratios to the shipped decoder's (ratio at each size)")
+
+    def show(s: Score) -> str:
+        if len(specs) == 1:
+            return f"{s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})"
+        return f"{s[0]:.4f} (" + ", ".join(f"{label(p)}: {r:.4f}" for p, r in zip(specs, s[1:], strict=True)) + ")"
 
     exports = {f: Decoder.from_file(f) for f in dict.fromkeys([*start, *a.files])}
 
     def evaluate(files: list[Path]) -> Score:
-        return score(as_shipped(average([exports[f] for f in files])))  # every export weighs the same
+        decoder = as_shipped(average([exports[f] for f in files]))  # every export weighs the same
+        return relative([score(decoder) for score in scorers], refs)
 
     ingredients = []
     for g in groups({f: d for f, d in exports.items() if f not in in_start}, a.group):
         s = evaluate(g)
         steps = [int(exports[f].meta.get("step", 0)) for f in g]
-        print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {s[0]:.4f} ({s[1]:.4f} / {s[2]:.4f})", flush=True)
+        print(f"  {g[0].parent}  steps {steps[0]}-{steps[-1]}: {show(s)}", flush=True)
         ingredients.append((s, g))
 
     def report(g: list[Path], trial: Score, kept: bool) -> None:
-        print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {trial[0]:.4f} {'kept' if kept else 'dropped'}", flush=True)
+        print(f"  + {g[0].parent} ({len(g)} exports from {g[0].name}): {show(trial)} {'kept' if kept else 'dropped'}", flush=True)
 
     seed = None
     if start:
         seed = (evaluate(start), start)
-        print(f"soup starts with --start's {len(start)} exports: {seed[0][0]:.4f} ({seed[0][1]:.4f} / {seed[0][2]:.4f})")
+        print(f"soup starts with --start's {len(start)} exports: {show(seed[0])}")
     else:
         print("soup starts with the best group")
     best, files = greedy(ingredients, evaluate, seed, report)
-    print(f"soup: {len(files)} exports: {best[0]:.4f} ({best[1]:.4f} / {best[2]:.4f}); shipped {ref[0]:.4f}")
+    shipped_is = f"{refs[0][0]:.4f}" if len(specs) == 1 else "1 at each size"
+    print(f"soup: {len(files)} exports: {show(best)}; shipped {shipped_is}")
     if a.list:
         a.list.write_text("".join(f"{f}\n" for f in files))
         print(f"chosen files: {a.list}")
