@@ -123,6 +123,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if isinstance(self.crop, str):  # a str would read as single characters
+            raise ArgumentError(f"crop must be an int or a tuple of ints, e.g. 256 or (256, 384), got the str {self.crop!r}")
         if not self.crops:
             raise ArgumentError("crop must name at least one size")
         for name, v in [*(("crop", c) for c in self.crops), ("warmup_crop", self.warmup_crop)]:

@@ -197,7 +197,8 @@ def test_no_readable_file_is_an_error_naming_the_folder_kind(tmp_path: Path, dat
 @pytest.mark.parametrize(
     ("over", "match"),
     [({"steps": 0}, "steps"), ({"crop": 30}, "crop"), ({"crop": 36}, "crop"), ({"crop": (32, 36)}, "crop"), ({"crop": ()}, "crop"),
-     ({"crop": 32.0}, "crop"), ({"warmup_crop": 16}, "warmup_crop"),
+     ({"crop": 32.0}, "crop"), ({"crop": "32,48"}, "crop must be an int or a tuple of ints.*the str '32,48'"),
+     ({"warmup_crop": 16}, "warmup_crop"),
      ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"),
      ({"style_weight": -1.0}, "style_weight"), ({"grid_weight": float("inf")}, "grid_weight"), ({"val_fraction": 1.0}, "val_fraction"),
      ({"checkpoint_every": 0}, "checkpoint_every")],
