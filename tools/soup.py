@@ -118,8 +118,11 @@ def as_shipped(decoder: Decoder) -> Decoder:
 class Scorer:
     """content + λ × style loss over fixed pairs, with the pairs' targets encoded once."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]], size: int, style_weight: float, style_size: int | None = None) -> None:
-        self.enc = VGGEncoder.from_pretrained()
+    def __init__(
+        self, pairs: list[tuple[Path, Path]], size: int, style_weight: float,
+        style_size: int | None = None, enc: VGGEncoder | None = None,
+    ) -> None:  # fmt: skip
+        self.enc = enc or VGGEncoder.from_pretrained()
         self.style_weight = style_weight
         self.items = []
         for cpath, spath in pairs:
@@ -172,7 +175,8 @@ def main() -> None:
         pairs = pick_pairs(cval, sval, a.pairs, select=True)
     except ValueError as e:
         ap.error(str(e))
-    scorers = [Scorer(pairs, c, a.style_weight, s) for c, s in specs]
+    enc = VGGEncoder.from_pretrained()  # one copy for every size
+    scorers = [Scorer(pairs, c, a.style_weight, s, enc) for c, s in specs]
     sizes = ", ".join(label(spec) for spec in specs)
     print(f"{len(pairs)} selection pairs at {sizes} px; objective = content + {a.style_weight:g} x style")
     shipped = Decoder.from_pretrained().eval()
