@@ -176,10 +176,10 @@ def test_soup_sizes_parse_and_score_as_ratios_to_the_shipped_decoder() -> None:
     for bad, says in (("256,big", "'big' is not a size"), ("8", "at least 16"), ("1024:0", "at least 16"), ("", "'' is not")):
         with pytest.raises(ValueError, match=says):
             soup.parse_sizes(bad)
-    # one size: the score as it is; several: the mean of the objective's ratios, then each ratio
+    # one size: the score as it is; several: the worst of the objective's ratios, then each ratio
     assert soup.relative([(3.0, 1.0, 0.5)], [(6.0, 2.0, 1.0)]) == (3.0, 1.0, 0.5)
     got = soup.relative([(3.0, 1.0, 0.5), (4.5, 1.0, 1.0)], [(6.0, 2.0, 1.0), (3.0, 1.0, 0.5)])
-    assert got == pytest.approx((1.0, 0.5, 1.5))
+    assert got == pytest.approx((1.5, 0.5, 1.5))
 
 
 def test_soup_refuses_a_bad_size_before_scoring_anything(tmp_path: Path) -> None:

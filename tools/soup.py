@@ -16,9 +16,9 @@ ingredients join only where they beat it. Confirm the pick with
 ``benchmarks/quality.py`` (without ``--select``) before shipping: those pairs had no say in it.
 
 ``--size 256,512,1024:512`` scores at several sizes (``C`` or content:style short sides ``C:S``)
-at once: each size's objective is divided by the shipped decoder's there, and the mean of these
-ratios is what the soup lowers (the shipped decoder scores 1); a pick made at one size alone does
-not see what it costs at another.
+at once: each size's objective is divided by the shipped decoder's there, and the worst (largest)
+of these ratios is what the soup lowers (the shipped decoder scores 1), as shipping asks for a
+decoder better at every size; a pick made at one size alone does not see what it costs at another.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def groups(exports: dict[Path, Decoder], size: int) -> list[list[Path]]:
     return out
 
 
-Score = tuple[float, ...]  # (objective, content loss, style loss), or (mean ratio, ratio at each size)
+Score = tuple[float, ...]  # (objective, content loss, style loss), or (worst ratio, ratio at each size)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -73,11 +73,11 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def relative(scores: list[Score], refs: list[Score]) -> Score:
-    """One size: its score as it is. Several: (mean of the objective ratios to ``refs``, each ratio)."""
+    """One size: its score as it is. Several: (the largest of the objective's ratios to ``refs``, each ratio)."""
     if len(scores) == 1:
         return scores[0]
     ratios = [s[0] / r[0] for s, r in zip(scores, refs, strict=True)]
-    return sum(ratios) / len(ratios), *ratios
+    return max(ratios), *ratios
 
 
 def label(spec: tuple[int, int]) -> str:
@@ -184,7 +184,7 @@ def main() -> None:
     for spec, r in zip(specs, refs, strict=True):
         print(f"shipped (step {shipped.meta.get('step')}) at {label(spec)}: {r[0]:.4f} ({r[1]:.4f} / {r[2]:.4f})")
     if len(specs) > 1:
-        print("below: the mean of the objective's ratios to the shipped decoder's (ratio at each size)")
+        print("below: the worst of the objective's ratios to the shipped decoder's (ratio at each size)")
 
     def show(s: Score) -> str:
         if len(specs) == 1:
