@@ -207,3 +207,24 @@ def test_soup_at_two_sizes_scores_the_shipped_decoder_1(tmp_path: Path) -> None:
     assert "2 selection pairs at 32, 48:32 px" in done.stdout
     assert "1.0000 (32: 1.0000, 48:32: 1.0000)" in done.stdout, done.stdout  # each size's ratio is printed
     assert out.read_text().split() == [str(shipped)]  # a random decoder never joins
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "train" / "content").is_dir(), reason="needs ../shared/data")
+def test_soup_grows_a_start_list_only_with_groups_that_beat_it(tmp_path: Path) -> None:
+    """--start: the listed exports are the soup to beat (no ingredient of their own); a random decoder
+    does not join it, so the list comes back unchanged."""
+    (tmp_path / "run").mkdir()
+    shipped = tmp_path / "run" / "shipped.safetensors"
+    shipped.write_bytes((PACKAGE_WEIGHTS / "decoder.safetensors").read_bytes())
+    other = tmp_path / "run" / "random.safetensors"
+    _export(other, 10**9, 0)
+    (tmp_path / "start.txt").write_text(f"{shipped}\n")
+    out = tmp_path / "soup.txt"
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), str(shipped), str(other), "--group", "1",
+                           "--pairs", "2", "--size", "32", "--start", str(tmp_path / "start.txt"), "--list", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ref = next(x for x in done.stdout.splitlines() if x.startswith("shipped (step")).split(": ")[1].split()[0]
+    assert f"soup starts with --start's 1 exports: {ref}" in done.stdout, done.stdout  # the shipped file scores as shipped
+    assert done.stdout.count(" dropped") == 1 and " kept" not in done.stdout  # one ingredient: the random one
+    assert out.read_text().split() == [str(shipped)]
