@@ -123,7 +123,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ArgumentError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if isinstance(self.crop, str):  # a str would read as single characters
+        if isinstance(self.crop, str):  # say that the form is wrong, not that '256,384' is no multiple of 8
             raise ArgumentError(f"crop must be an int or a tuple of ints, e.g. 256 or (256, 384), got the str {self.crop!r}")
         if not self.crops:
             raise ArgumentError("crop must name at least one size")

@@ -169,6 +169,19 @@ def test_soup_refuses_bad_arguments_before_scoring_anything(tmp_path: Path, args
     assert "selection pairs" not in done.stdout  # refused before the (slow) scoring starts
 
 
+needs_data = pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "train" / "content").is_dir(), reason="needs ../shared/data")
+
+
+def _shipped_and_random(folder: Path) -> tuple[Path, Path]:
+    """A copy of the shipped decoder and a random one at a later step (an ingredient of its own with --group 1)."""
+    folder.mkdir()
+    shipped = folder / "shipped.safetensors"
+    shipped.write_bytes((PACKAGE_WEIGHTS / "decoder.safetensors").read_bytes())
+    other = folder / "random.safetensors"
+    _export(other, 10**9, 0)
+    return shipped, other
+
+
 def test_soup_sizes_parse_and_score_as_ratios_to_the_shipped_decoder() -> None:
     soup = _soup_module()
     assert soup.parse_sizes("256") == [(256, 256)]
@@ -191,14 +204,10 @@ def test_soup_refuses_a_bad_size_before_scoring_anything(tmp_path: Path) -> None
     assert "selection pairs" not in done.stdout
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "train" / "content").is_dir(), reason="needs ../shared/data")
+@needs_data
 def test_soup_at_two_sizes_scores_the_shipped_decoder_1(tmp_path: Path) -> None:
     """Real pairs at 32 and 48:32 px: the shipped decoder's own file, as an ingredient, scores a ratio of 1."""
-    shipped = tmp_path / "run" / "shipped.safetensors"
-    shipped.parent.mkdir()
-    shipped.write_bytes((PACKAGE_WEIGHTS / "decoder.safetensors").read_bytes())
-    other = tmp_path / "run" / "random.safetensors"
-    _export(other, 10**9, 0)  # a later step: an ingredient of its own with --group 1
+    shipped, other = _shipped_and_random(tmp_path / "run")
     out = tmp_path / "soup.txt"
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), str(shipped), str(other), "--group", "1",
                            "--pairs", "2", "--size", "32,48:32", "--list", str(out)],
@@ -209,15 +218,11 @@ def test_soup_at_two_sizes_scores_the_shipped_decoder_1(tmp_path: Path) -> None:
     assert out.read_text().split() == [str(shipped)]  # a random decoder never joins
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "train" / "content").is_dir(), reason="needs ../shared/data")
+@needs_data
 def test_soup_grows_a_start_list_only_with_groups_that_beat_it(tmp_path: Path) -> None:
     """--start: the listed exports are the soup to beat (no ingredient of their own); a random decoder
     does not join it, so the list comes back unchanged."""
-    (tmp_path / "run").mkdir()
-    shipped = tmp_path / "run" / "shipped.safetensors"
-    shipped.write_bytes((PACKAGE_WEIGHTS / "decoder.safetensors").read_bytes())
-    other = tmp_path / "run" / "random.safetensors"
-    _export(other, 10**9, 0)
+    shipped, other = _shipped_and_random(tmp_path / "run")
     (tmp_path / "start.txt").write_text(f"{shipped}\n")
     out = tmp_path / "soup.txt"
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), str(shipped), str(other), "--group", "1",
