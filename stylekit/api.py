@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ ImageOut = Union[Image.Image, np.ndarray, Tensor]
 Method = Literal["adain", "wct", "gatys"]
 Contents = Union[ImageLike, Sequence[ImageLike]]
 Styles = Union[ImageLike, Style, Sequence[Union[ImageLike, Style]]]
-PathOrPIL = Union[str, os.PathLike, Image.Image]
+PathOrPIL = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image]
+"""The inputs whose result is a ``PIL.Image``: a path, an encoded file (bytes or a binary file object), a PIL image."""
 
 
 class CallOptions(TypedDict, total=False):
@@ -227,7 +228,7 @@ class StyleTransfer:
         """Encode a style image once, to apply it to many content images.
 
         Args:
-            style: path, PIL image, numpy array or tensor (see :func:`stylekit.load_image`).
+            style: path, encoded bytes or file object, PIL image, numpy array or tensor (see :func:`stylekit.load_image`).
                 A (B, 3, H, W) tensor gives B styles, to pair with a batch of B contents.
             size: resize the style first so its short side is ``size`` pixels. By default a
                 style whose short side exceeds :data:`STYLE_SIZE` (512) is scaled down to it,
@@ -294,7 +295,7 @@ class StyleTransfer:
         Every option is described at :func:`transfer`.
 
         Args:
-            content: an image (path, PIL, numpy, tensor) or a list of them.
+            content: an image (path, bytes or file object, PIL, numpy, tensor) or a list of them.
             style: an image or :class:`Style`, or a list of them.
             alpha: style strength in [0, 1].
             size: short side to resize the contents to first.
@@ -393,7 +394,8 @@ def transfer(
     encoding (bit for bit the same result; see :func:`set_style_cache_size`).
 
     Args:
-        content: path (result: ``PIL.Image``), ``PIL.Image`` (result: ``PIL.Image``), H x W x 3
+        content: path, encoded image file (``bytes`` or a binary file object such as
+            ``open(p, "rb")`` or ``io.BytesIO``) or ``PIL.Image`` (result: ``PIL.Image``), H x W x 3
             / H x W numpy array (result: H x W x 3 array of the same dtype), (3, H, W) /
             (B, 3, H, W) float tensor in [0, 1] (result: same rank, dtype, device), or a list
             of those (result: a list, each in its input's type; equal-sized ones run as one batch).

@@ -7,12 +7,13 @@ remembers what came in so a result can go back out in the same type. Bad input r
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import IO, Any, Literal, Union
 
 import numpy as np
 import torch
@@ -35,8 +36,8 @@ MIN_SIDE = 16
 
 _TOL = 1e-3  # float inputs may stray this far outside [0, 1] (rounding) and are clamped
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
-Kind = Literal["path", "pil", "numpy", "tensor"]
+ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray, Tensor]
+Kind = Literal["path", "encoded", "pil", "numpy", "tensor"]
 
 
 @dataclass
@@ -45,7 +46,7 @@ class ImageInput:
 
     Attributes:
         tensor: float32 RGB in [0, 1], shape (B, 3, H, W); on the input tensor's device, else CPU.
-        kind: ``"path"``, ``"pil"``, ``"numpy"`` or ``"tensor"``.
+        kind: ``"path"``, ``"encoded"`` (bytes or a file object), ``"pil"``, ``"numpy"`` or ``"tensor"``.
         np_dtype: dtype of a numpy input.
         batched: a tensor input was 4-D (B, 3, H, W) rather than (3, H, W).
         device: device of a tensor input.
@@ -69,7 +70,7 @@ class ImageInput:
     def to_output(self, x: Tensor) -> Image.Image | np.ndarray | Tensor:
         """Convert a (B, 3, H, W) float result in [0, 1] back to the input's type.
 
-        Path and PIL inputs give an RGB ``PIL.Image``; numpy inputs an H x W x 3 array of the
+        Path, encoded (bytes, file object) and PIL inputs give an RGB ``PIL.Image``; numpy inputs an H x W x 3 array of the
         same dtype (uint8 rounded, floats in [0, 1]; a grayscale H x W input gives H x W x 3);
         tensor inputs a tensor of the same rank, dtype and device.
         """
@@ -81,7 +82,7 @@ class ImageInput:
             return out.to(device=self.device, dtype=self.dtype)
         if x.shape[0] != 1:
             raise ShapeError(f"a {self.kind} image has batch size 1, got a result of batch {x.shape[0]}")
-        if self.kind in ("path", "pil"):
+        if self.kind in ("path", "encoded", "pil"):
             return to_pil(x)
         arr = x[0].permute(1, 2, 0).float().cpu().numpy()
         if self.np_dtype == np.uint8:
@@ -93,9 +94,11 @@ def read_image(image: ImageLike, *, name: str = "image") -> ImageInput:
     """Read any supported image argument into an :class:`ImageInput`.
 
     Args:
-        image: a file path (``str`` or ``os.PathLike``), a ``PIL.Image``, a numpy array
-            (H x W x 3 or H x W; uint8, or float16/32/64 in [0, 1]) or a torch tensor
-            ((3, H, W) or (B, 3, H, W), floating, in [0, 1], on any device).
+        image: a file path (``str`` or ``os.PathLike``), an encoded image file's bytes
+            (``bytes``, ``bytearray``, ``memoryview``) or a binary file object (``open(p, "rb")``,
+            ``io.BytesIO``, an upload), a ``PIL.Image``, a numpy array (H x W x 3 or H x W; uint8,
+            or float16/32/64 in [0, 1]) or a torch tensor ((3, H, W) or (B, 3, H, W), floating,
+            in [0, 1], on any device).
         name: the argument's name, used in error messages.
 
     Raises:
@@ -104,6 +107,8 @@ def read_image(image: ImageLike, *, name: str = "image") -> ImageInput:
     """
     if isinstance(image, (str, os.PathLike)):
         return ImageInput(_pil_to_tensor(_open_path(image, name), name), "path")
+    if isinstance(image, (bytes, bytearray, memoryview)) or (hasattr(image, "read") and not isinstance(image, Image.Image)):
+        return ImageInput(_pil_to_tensor(_open_encoded(image, name), name), "encoded")
     if isinstance(image, Image.Image):
         return ImageInput(_pil_to_tensor(_load_pil(image, name), name), "pil")
     if isinstance(image, np.ndarray):
@@ -112,12 +117,9 @@ def read_image(image: ImageLike, *, name: str = "image") -> ImageInput:
         return ImageInput(
             _tensor_to_tensor(image, name), "tensor", batched=image.dim() == 4, device=image.device, dtype=image.dtype
         )
-    hint = ""
-    if isinstance(image, (bytes, bytearray, memoryview)) or hasattr(image, "read"):
-        hint = " (encoded bytes or a file object: open it first, e.g. PIL.Image.open(io.BytesIO(data)))"
     raise ImageError(
-        f"{name} must be a file path, PIL image, numpy array or torch tensor, got {type(image).__module__}."
-        f"{type(image).__qualname__}{hint}"
+        f"{name} must be a file path, encoded bytes, a binary file object, a PIL image, a numpy array "
+        f"or a torch tensor, got {type(image).__module__}.{type(image).__qualname__}"
     )
 
 
@@ -184,26 +186,57 @@ def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE
         raise ImageError(f"{name}: {str(p)!r} is not a regular file (a pipe, socket or device?); read it into a PIL image first")
     try:
         with open(p, "rb") as f:
-            try:
-                img = Image.open(f)
-            except UnidentifiedImageError:
-                raise ImageError(f"{name}: {str(p)!r} is not an image (or not in a format Pillow reads)") from None
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise  # (the warning is an exception where warnings are errors)
-            except Exception as e:  # Pillow's header parsers raise OSError, ValueError, struct.error, ...
-                if isinstance(e, (OSError, EOFError)) and "truncat" in str(e).lower():
-                    raise ImageError(f"{name}: {str(p)!r} is truncated or incomplete ({e})") from None
-                raise ImageError(f"{name}: {str(p)!r} has a damaged header ({type(e).__name__}: {e})") from None
-            w, h = img.size
-            _check_size(name, h, w, min_side)
-            limit = Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit (it only warns below twice that), checked
-            if limit and w * h > limit:  # here: a warnings filter would not be thread-safe
-                raise ImageError(f"{name}: {str(p)!r} is too large to decode safely ({w}x{h} pixels, over Pillow's {limit})")
-            return _load_pil(img, name, where=repr(str(p)), min_side=min_side)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name}: {str(p)!r} is too large to decode safely ({e})") from None
+            return _decode(f, name, repr(str(p)), min_side)
     except OSError as e:
         raise ImageError(f"{name}: cannot read {str(p)!r}: {e.strerror or e}") from None
+
+
+def _open_encoded(data: Any, name: str) -> Image.Image:
+    """Decode an encoded image file given as bytes (``bytes``, ``bytearray``, ``memoryview``) or
+    as a binary file object, with the same checks as a file path. A file object is read from
+    where it stands to its end (at most 16 bytes per :data:`MAX_PIXELS`) and left open."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        buf = bytes(data)
+    else:
+        what = f"the file object {getattr(data, 'name', type(data).__name__)!r}"
+        if isinstance(data, io.TextIOBase):
+            raise ImageError(f"{name}: {what} is open in text mode; open the image with 'rb'")
+        limit = 16 * MAX_PIXELS
+        try:
+            buf = data.read(limit + 1)
+        except (OSError, ValueError) as e:  # unreadable, closed, not open for reading
+            raise ImageError(f"{name}: cannot read {what}: {getattr(e, 'strerror', None) or e}") from None
+        if not isinstance(buf, (bytes, bytearray)):
+            raise ImageError(f"{name}: {what} gave {type(buf).__name__}, not bytes; open the image with 'rb'")
+        if len(buf) > limit:
+            raise ImageError(f"{name}: {what} holds over {limit:,} bytes, too much for an image of at most {MAX_PIXELS / 1e6:g} MP")
+        buf = bytes(buf)
+    if not buf:
+        raise ImageError(f"{name}: the data given is empty, not an image")
+    return _decode(io.BytesIO(buf), name, f"the data given ({len(buf):,} bytes)", MIN_SIDE)
+
+
+def _decode(f: Any, name: str, where: str, min_side: int) -> Image.Image:
+    """Open, check and decode the image in the binary stream ``f`` (described as ``where``)."""
+    try:
+        try:
+            img = Image.open(f)
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: {where} is not an image (or not in a format Pillow reads)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise  # (the warning is an exception where warnings are errors)
+        except Exception as e:  # Pillow's header parsers raise OSError, ValueError, struct.error, ...
+            if isinstance(e, (OSError, EOFError)) and "truncat" in str(e).lower():
+                raise ImageError(f"{name}: {where} is truncated or incomplete ({e})") from None
+            raise ImageError(f"{name}: {where} has a damaged header ({type(e).__name__}: {e})") from None
+        w, h = img.size
+        _check_size(name, h, w, min_side)
+        limit = Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit (it only warns below twice that), checked
+        if limit and w * h > limit:  # here: a warnings filter would not be thread-safe
+            raise ImageError(f"{name}: {where} is too large to decode safely ({w}x{h} pixels, over Pillow's {limit})")
+        return _load_pil(img, name, where=where, min_side=min_side)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: {where} is too large to decode safely ({e})") from None
 
 
 def _load_pil(img: Image.Image, name: str, where: str | None = None, min_side: int = MIN_SIDE) -> Image.Image:

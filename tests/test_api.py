@@ -6,6 +6,7 @@ shapes, types, errors and caching, for which an untrained decoder is as good as 
 
 from __future__ import annotations
 
+import io
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -75,10 +76,10 @@ def style_img() -> Image.Image:
 def _content(kind: str, tmp_path: Path, w: int = 53, h: int = 37):
     arr = gradient(w, h)
     u8 = (arr * 255).round().astype(np.uint8)
-    if kind == "path":
+    if kind in ("path", "bytes", "file"):
         p = tmp_path / "c.png"
         Image.fromarray(u8).save(p)
-        return p
+        return {"path": p, "bytes": p.read_bytes(), "file": io.BytesIO(p.read_bytes())}[kind]
     return {
         "pil": lambda: Image.fromarray(u8),
         "uint8": lambda: u8,
@@ -91,11 +92,11 @@ def _content(kind: str, tmp_path: Path, w: int = 53, h: int = 37):
     }[kind]()
 
 
-KINDS = ["path", "pil", "uint8", "float32", "float64", "gray", "chw", "bchw", "bf16"]
+KINDS = ["path", "bytes", "file", "pil", "uint8", "float32", "float64", "gray", "chw", "bchw", "bf16"]
 
 
 def _check_same_kind(kind: str, content, out, w: int = 53, h: int = 37) -> None:
-    if kind in ("path", "pil"):
+    if kind in ("path", "bytes", "file", "pil"):
         assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (w, h)
     elif kind == "gray":
         assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (h, w, 3)

@@ -350,6 +350,11 @@ def test_corpus_load_image(key: str, tmp_path: Path) -> None:
     check_load(case, case.write(tmp_path))
 
 
+@pytest.mark.parametrize("key", sorted(CORPUS))
+def test_corpus_as_bytes(key: str, tmp_path: Path) -> None:
+    check_bytes_like_path(CORPUS[key](), tmp_path)
+
+
 @pytest.mark.parametrize("role", ["content", "style"])
 @pytest.mark.parametrize("key", sorted(k for k in CORPUS if k not in EXTREME))
 def test_corpus_transfer(key: str, role: str, style: Style, tmp_path: Path) -> None:
@@ -546,6 +551,28 @@ def test_hostile_pil_images(case: Case) -> None:
         assert "style" in str(e)
         return
     _check_picture(x)
+
+
+def check_bytes_like_path(case: Case, folder: Path) -> None:
+    """The file passed as encoded bytes gives the very picture its path gives, or (where the
+    path fails) a StylekitError that names the argument and matches the case's error."""
+    from_path = check_load(case, case.write(folder))
+    try:
+        with time_limit():
+            x = load_image(case.data, name="content")
+    except StylekitError as e:
+        _check_error(case, e, "content")
+        assert from_path is None, f"{case}: the path gave a picture, the bytes {type(e).__name__}: {e}"
+        return
+    assert from_path is not None, f"{case}: the bytes gave a picture, the path an error"
+    assert torch.equal(x, from_path)
+
+
+@given(case=hostile_files())
+@settings(max_examples=60, deadline=LOAD_DEADLINE, **HYP)
+def test_hostile_bytes_read_like_the_files(case: Case) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        check_bytes_like_path(case, Path(d))
 
 
 # ----------------------------------------------------------------------------- arrays and tensors

@@ -350,20 +350,118 @@ def test_tensor_too_small() -> None:
         load_image(torch.rand(3, 15, 64))
 
 
-@pytest.mark.parametrize("arg", [[1, 2, 3], 42, b"\x89PNG", None, {"a": 1}])
+@pytest.mark.parametrize("arg", [[1, 2, 3], 42, None, {"a": 1}])
 def test_unknown_type(arg: object) -> None:
-    with pytest.raises(ImageError, match=rf"content must be .* got .*{type(arg).__name__}"):
+    with pytest.raises(ImageError, match=rf"content must be a file path, encoded bytes, .* got .*{type(arg).__name__}"):
         load_image(arg, name="content")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("arg", [b"\x89PNG", bytearray(b"GIF89a"), io.BytesIO(b"\xff\xd8")], ids=["bytes", "bytearray", "BytesIO"])
-def test_bytes_hint(arg: object) -> None:
-    """Encoded bytes and file objects get a hint on how to pass them; other types do not."""
-    with pytest.raises(ImageError, match=r"open it first, e\.g\. PIL\.Image\.open\(io\.BytesIO\(data\)\)"):
-        load_image(arg, name="content")  # type: ignore[arg-type]
-    with pytest.raises(ImageError) as e:
-        load_image(42, name="content")  # type: ignore[arg-type]
-    assert "open it first" not in str(e.value)
+ENCODED = {
+    "bytes": lambda data: data,
+    "bytearray": bytearray,
+    "memoryview": memoryview,
+    "BytesIO": io.BytesIO,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ENCODED))
+def test_encoded_bytes_read_like_the_file(tmp_path: Path, kind: str) -> None:
+    """An image file's bytes, or a file object, give the very tensor its path gives."""
+    p = write(gradient_rgb(), tmp_path / "g.png")
+    inp = read_image(ENCODED[kind](p.read_bytes()))
+    assert inp.kind == "encoded"
+    assert torch.equal(inp.tensor, load_image(p))
+    assert isinstance(inp.to_output(inp.tensor), Image.Image)
+
+
+def test_file_object_is_read_from_where_it_stands_and_left_open(tmp_path: Path) -> None:
+    jpg = tmp_path / "r.jpg"
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(jpg)
+    with open(jpg, "rb") as f:
+        x = load_image(f)
+        assert not f.closed and f.read() == b""
+    assert torch.equal(x, load_image(jpg))
+    buf = io.BytesIO(b"header" + jpg.read_bytes())
+    buf.seek(6)  # a stream whose image starts past a header of the caller's
+    assert torch.equal(load_image(buf), x)
+
+
+def test_encoded_exif_orientation_and_16_bit_like_files(tmp_path: Path) -> None:
+    """The same conversions as for paths: EXIF rotation, 16-bit gray kept unsaturated."""
+    img = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    assert load_image(buf.getvalue()).shape[-2:] == (30, 20)
+    g16 = Image.fromarray((np.arange(20 * 30).reshape(20, 30) * 50).astype(np.uint16))
+    buf = io.BytesIO()
+    g16.save(buf, format="PNG")
+    assert torch.equal(load_image(buf.getvalue()), load_image(g16))
+
+
+def _bytes_of(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+class _TextReader:
+    def read(self, n: int = -1) -> str:
+        return "not bytes"
+
+
+class _BrokenReader:
+    name = "upload"
+
+    def read(self, n: int = -1) -> bytes:
+        raise OSError(5, "Input/output error")
+
+
+def _closed() -> io.BufferedReader:
+    f = open(__file__, "rb")
+    f.close()
+    return f
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: b"", r"content: the data given is empty, not an image"),
+        (lambda: b"hello, I am text\n" * 10, r"content: the data given \(170 bytes\) is not an image"),
+        (lambda: _bytes_of(Image.new("RGB", (64, 64)), "JPEG")[:300], r"content: the data given \(300 bytes\) is truncated"),
+        (lambda: _bytes_of(Image.new("RGB", (64, 8))), r"content is too small"),
+        (lambda: open(__file__), r"content: the file object '.*test_image\.py' is open in text mode; open the image with 'rb'"),
+        (lambda: io.StringIO("x"), r"the file object 'StringIO' is open in text mode"),
+        (_TextReader, r"the file object '_TextReader' gave str, not bytes; open the image with 'rb'"),
+        (_closed, r"content: cannot read the file object '.*test_image\.py': read of closed file"),
+        (_BrokenReader, r"content: cannot read the file object 'upload': Input/output error"),
+    ],
+    ids=["empty", "text", "truncated", "too-small", "text-mode-file", "StringIO", "str-reader", "closed", "io-error"],
+)
+def test_encoded_errors(make, match: str) -> None:
+    arg = make()
+    try:
+        with pytest.raises(ImageError, match=match):
+            load_image(arg, name="content")
+    finally:
+        if hasattr(arg, "close"):
+            arg.close()
+
+
+def test_encoded_size_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_PIXELS holds for bytes as for files, and a stream is not read past 16 bytes per pixel of it."""
+    data = _bytes_of(Image.new("RGB", (64, 64)))
+    monkeypatch.setattr(image_mod, "MAX_PIXELS", 1000)
+    with pytest.raises(ImageError, match=r"too large: 64x64"):
+        load_image(data, name="content")
+    noise = _bytes_of(Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)))
+    assert len(noise) > 161
+    monkeypatch.setattr(image_mod, "MAX_PIXELS", 10)
+    stream = io.BytesIO(noise)
+    with pytest.raises(ImageError, match=r"the file object 'BytesIO' holds over 160 bytes"):
+        load_image(stream, name="content")
+    assert stream.tell() == 161
 
 
 # ----------------------------------------------------------------------------- out
