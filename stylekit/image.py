@@ -191,7 +191,7 @@ def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE
         raise ImageError(f"{name}: cannot read {str(p)!r}: {e.strerror or e}") from None
 
 
-def _open_encoded(data: Any, name: str) -> Image.Image:
+def _open_encoded(data: Any, name: str, min_side: int = MIN_SIDE) -> Image.Image:
     """Decode an encoded image file given as bytes (``bytes``, ``bytearray``, ``memoryview``) or
     as a binary file object, with the same checks as a file path. A file object is read from
     where it stands to its end (at most 16 bytes per :data:`MAX_PIXELS`) and left open."""
@@ -213,7 +213,7 @@ def _open_encoded(data: Any, name: str) -> Image.Image:
         buf = bytes(buf)
     if not buf:
         raise ImageError(f"{name}: the data given is empty, not an image")
-    return _decode(io.BytesIO(buf), name, f"the data given ({len(buf):,} bytes)", MIN_SIDE)
+    return _decode(io.BytesIO(buf), name, f"the data given ({len(buf):,} bytes)", min_side)
 
 
 def _decode(f: Any, name: str, where: str, min_side: int) -> Image.Image:

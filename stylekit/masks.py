@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Union
+from typing import IO, Union
 
 import numpy as np
 import torch
@@ -28,11 +28,11 @@ from PIL import Image
 from torch import Tensor
 
 from .errors import ArgumentError, ImageError, ShapeError
-from .image import _check_size, _high_depth_gray, _load_pil, _open_path
+from .image import _check_size, _high_depth_gray, _load_pil, _open_encoded, _open_path
 
 __all__ = ["MaskLike", "read_mask", "read_masks", "resize_masks", "region_weights", "blend_regions"]
 
-MaskLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+MaskLike = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray, Tensor]
 
 
 def _from_array(a: np.ndarray, name: str) -> Tensor:
@@ -107,13 +107,13 @@ def _from_tensor(mask: Tensor, name: str) -> Tensor:
 def read_mask(mask: MaskLike, *, name: str = "mask") -> Tensor:
     """A mask argument as a (1, 1, H, W) float32 tensor in [0, 1].
 
-    Accepts a path or PIL image (converted to grayscale "L"; 16-bit and float grayscale scaled
+    Accepts a path, an image file's bytes or a binary file object, or a PIL image (converted to grayscale "L"; 16-bit and float grayscale scaled
     as :func:`stylekit.load_image` does), a numpy array or tensor (on any device) of shape
     H x W (or H x W x 1 / 1 x H x W / 1 x 1 x H x W) that is bool, uint8 (0..255), another
     integer type or float (0..1, or 0..255 if its maximum exceeds 1). A mask may have any size
     from 1 x 1 up to :data:`stylekit.image.MAX_PIXELS`.
 
-    Files and PIL images go through the checks of :func:`stylekit.load_image` (missing file,
+    Files (paths, bytes, file objects) and PIL images go through the checks of :func:`stylekit.load_image` (missing file,
     not a regular file, not an image, damaged header, truncated data, decompression bomb, over
     ``MAX_PIXELS``: checked on the header, before decoding; EXIF orientation applied), arrays
     and tensors through the same checks as image arrays (rank, dtype, NaN / Inf, range, size
@@ -126,18 +126,20 @@ def read_mask(mask: MaskLike, *, name: str = "mask") -> Tensor:
     """
     if isinstance(mask, (str, os.PathLike)):
         return _from_pil(_open_path(mask, name, min_side=1), name)
+    if isinstance(mask, (bytes, bytearray, memoryview)) or (hasattr(mask, "read") and not isinstance(mask, Image.Image)):
+        return _from_pil(_open_encoded(mask, name, min_side=1), name)
     if isinstance(mask, Image.Image):
         return _from_pil(_load_pil(mask, name, min_side=1), name)
     if isinstance(mask, Tensor):
         return _from_tensor(mask, name)
     if isinstance(mask, np.ndarray):
         return _from_array(mask, name)
-    raise ImageError(f"{name} must be a path, PIL image, numpy array or tensor, got {type(mask).__name__}")
+    raise ImageError(f"{name} must be a path, encoded bytes, a binary file object, a PIL image, a numpy array or a tensor, got {type(mask).__name__}")
 
 
 def read_masks(masks: Sequence[MaskLike], count: int, *, name: str = "masks") -> list[Tensor]:
     """Read one mask per style; ``count`` is the number of styles."""
-    if isinstance(masks, (str, os.PathLike, Image.Image, np.ndarray, Tensor)) or not isinstance(masks, Sequence):
+    if isinstance(masks, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, Tensor)) or not isinstance(masks, Sequence):
         raise ArgumentError(f"{name} must be a list with one mask per style, got {type(masks).__name__}")
     if len(masks) != count:
         raise ArgumentError(f"{name} has {len(masks)} masks but there are {count} styles: give one mask per style")

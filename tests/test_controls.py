@@ -7,6 +7,7 @@ A seeded untrained decoder is enough for the plumbing and for everything checked
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -211,7 +212,8 @@ def test_read_mask_kinds(tmp_path: Path) -> None:
     p = tmp_path / "m.png"
     Image.fromarray(half).save(p)
     kinds = [half, half.astype(np.float32) / 255, half.astype(np.float64), half > 0, Image.fromarray(half),
-             Image.fromarray(half).convert("RGB"), p, str(p), torch.from_numpy(half)[None], torch.from_numpy(half > 0)]  # fmt: skip
+             Image.fromarray(half).convert("RGB"), p, str(p), p.read_bytes(), io.BytesIO(p.read_bytes()),
+             torch.from_numpy(half)[None], torch.from_numpy(half > 0)]  # fmt: skip
     for m in kinds:
         t = read_mask(m)
         assert t.shape == (1, 1, 6, 8) and t.dtype == torch.float32
@@ -227,6 +229,8 @@ def test_masks_argument_checked(no_build: list, cat, wave) -> None:
         transfer(cat, [wave, wave], masks=[np.ones((4, 4))], device="cpu")
     with pytest.raises(ArgumentError, match="masks"):
         transfer(cat, [wave, wave], masks=np.ones((4, 4)), device="cpu")
+    with pytest.raises(ArgumentError, match="masks must be a list with one mask per style, got bytes"):
+        transfer(cat, [wave, wave], masks=b"\x89PNG", device="cpu")  # type: ignore[arg-type]  # one mask, not a list of ints
     with pytest.raises(ArgumentError, match="style_weights and masks do not go together"):  # masks would drop the weights
         transfer(cat, [wave, wave], style_weights=[1, 3], masks=[np.ones((4, 4))] * 2, device="cpu")
     assert no_build == []
