@@ -107,7 +107,7 @@ def read_image(image: ImageLike, *, name: str = "image") -> ImageInput:
     """
     if isinstance(image, (str, os.PathLike)):
         return ImageInput(_pil_to_tensor(_open_path(image, name), name), "path")
-    if isinstance(image, (bytes, bytearray, memoryview)) or (hasattr(image, "read") and not isinstance(image, Image.Image)):
+    if is_encoded(image):
         return ImageInput(_pil_to_tensor(_open_encoded(image, name), name), "encoded")
     if isinstance(image, Image.Image):
         return ImageInput(_pil_to_tensor(_load_pil(image, name), name), "pil")
@@ -189,6 +189,11 @@ def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE
             return _decode(f, name, repr(str(p)), min_side)
     except OSError as e:
         raise ImageError(f"{name}: cannot read {str(p)!r}: {e.strerror or e}") from None
+
+
+def is_encoded(image: object) -> bool:
+    """Whether ``image`` is an encoded image file: bytes, a bytearray, a memoryview or a file object."""
+    return isinstance(image, (bytes, bytearray, memoryview)) or (hasattr(image, "read") and not isinstance(image, Image.Image))
 
 
 def _open_encoded(data: Any, name: str, min_side: int = MIN_SIDE) -> Image.Image:

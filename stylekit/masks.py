@@ -28,7 +28,7 @@ from PIL import Image
 from torch import Tensor
 
 from .errors import ArgumentError, ImageError, ShapeError
-from .image import _check_size, _high_depth_gray, _load_pil, _open_encoded, _open_path
+from .image import _check_size, _high_depth_gray, _load_pil, _open_encoded, _open_path, is_encoded
 
 __all__ = ["MaskLike", "read_mask", "read_masks", "resize_masks", "region_weights", "blend_regions"]
 
@@ -126,7 +126,7 @@ def read_mask(mask: MaskLike, *, name: str = "mask") -> Tensor:
     """
     if isinstance(mask, (str, os.PathLike)):
         return _from_pil(_open_path(mask, name, min_side=1), name)
-    if isinstance(mask, (bytes, bytearray, memoryview)) or (hasattr(mask, "read") and not isinstance(mask, Image.Image)):
+    if is_encoded(mask):
         return _from_pil(_open_encoded(mask, name, min_side=1), name)
     if isinstance(mask, Image.Image):
         return _from_pil(_load_pil(mask, name, min_side=1), name)
