@@ -137,6 +137,9 @@ def load_image(image: ImageLike, *, name: str = "image") -> Tensor:
         torch.Size([1, 3, 16, 24])
         >>> load_image(torch.rand(2, 3, 16, 16)).shape
         torch.Size([2, 3, 16, 16])
+        >>> with open("stylekit/examples/chelsea_cat.jpg", "rb") as f:  # a file object, or its bytes
+        ...     load_image(f).shape
+        torch.Size([1, 3, 300, 451])
     """
     return read_image(image, name=name).tensor
 
