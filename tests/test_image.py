@@ -386,7 +386,7 @@ def test_file_object_is_read_from_where_it_stands_and_left_open(tmp_path: Path) 
     assert torch.equal(load_image(buf), x)
 
 
-def test_encoded_exif_orientation_and_16_bit_like_files(tmp_path: Path) -> None:
+def test_encoded_exif_orientation_and_16_bit(tmp_path: Path) -> None:
     """The same conversions as for paths: EXIF rotation, 16-bit gray kept unsaturated."""
     img = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
     exif = img.getexif()
