@@ -240,16 +240,12 @@ def _expand(spec: str, what: str) -> list[Path | str]:
     return list(files)
 
 
-def _read_stdin(what: str):
-    from PIL import Image, UnidentifiedImageError
-
+def _read_stdin(what: str) -> bytes:
+    """Standard input's bytes: decoded (with every check of a file) where the picture is read."""
     data = sys.stdin.buffer.read()
     if not data:
         raise ImageError(f"{what}: nothing on standard input")
-    try:
-        return Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageError(f"{what}: standard input is not an image (or not in a format Pillow reads)") from None
+    return data
 
 
 def _destinations(contents: list, styles: list, output: str, fmt: str | None) -> list[tuple[Any, Any, str]]:
@@ -317,7 +313,7 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
         run = stylekit.StyleTransfer(a.device, a.dtype, model=_model_with_decoder(a.decoder))
     stdin = {STDIO: _read_stdin("content" if STDIO in contents else "style")} if STDIO in contents + styles else {}
     # read each style once (a bad style stops everything); contents are read one by one
-    style_imgs = {s: stdin[s] if s in stdin else load_image(s, name=f"style {s}") for s in styles}
+    style_imgs = {s: load_image(stdin.get(s, s), name=f"style {s}") for s in styles}
     show = a.progress if a.progress is not None else (None if len(jobs) > 1 else False)
     results, errors = [], []
     log = sys.stderr if (a.json or a.output == STDIO) else sys.stdout

@@ -204,24 +204,24 @@ def _open_encoded(data: Any, name: str, min_side: int = MIN_SIDE) -> Image.Image
     as a binary file object, with the same checks as a file path. A file object is read from
     where it stands to its end (at most 16 bytes per :data:`MAX_PIXELS`) and left open."""
     if isinstance(data, (bytes, bytearray, memoryview)):
-        buf = bytes(data)
+        buf, what = bytes(data), "the data given"
     else:
         what = f"the file object {getattr(data, 'name', type(data).__name__)!r}"
         if isinstance(data, io.TextIOBase):
             raise ImageError(f"{name}: {what} is open in text mode; open the image with 'rb'")
         limit = 16 * MAX_PIXELS
         try:
-            buf = data.read(limit + 1)
+            got = data.read(limit + 1)
         except (OSError, ValueError) as e:  # unreadable, closed, not open for reading
             raise ImageError(f"{name}: cannot read {what}: {getattr(e, 'strerror', None) or e}") from None
-        if not isinstance(buf, (bytes, bytearray)):
-            raise ImageError(f"{name}: {what} gave {type(buf).__name__}, not bytes; open the image with 'rb'")
-        if len(buf) > limit:
+        if not isinstance(got, (bytes, bytearray)):
+            raise ImageError(f"{name}: {what} gave {type(got).__name__}, not bytes; open the image with 'rb'")
+        if len(got) > limit:
             raise ImageError(f"{name}: {what} holds over {limit:,} bytes, too much for an image of at most {MAX_PIXELS / 1e6:g} MP")
-        buf = bytes(buf)
+        buf = bytes(got)
     if not buf:
-        raise ImageError(f"{name}: the data given is empty, not an image")
-    return _decode(io.BytesIO(buf), name, f"the data given ({len(buf):,} bytes)", min_side)
+        raise ImageError(f"{name}: {what} is empty, not an image")
+    return _decode(io.BytesIO(buf), name, f"{what} ({len(buf):,} bytes)", min_side)
 
 
 def _decode(f: Any, name: str, where: str, min_side: int) -> Image.Image:

@@ -113,6 +113,28 @@ def test_stdin_to_stdout(tiny, imgs, monkeypatch, capsysbinary):
     assert b"wrote" not in out
 
 
+@pytest.mark.parametrize(
+    ("data", "role", "message"),
+    [
+        (b"", "content", "content: nothing on standard input"),
+        (b"GIF89a\x10\x00", "content", "content: the data given (8 bytes) is not an image"),
+        (None, "content", "content: the data given (100 bytes) is truncated or incomplete"),
+        (None, "style", "style -: the data given (100 bytes) is truncated or incomplete"),
+    ],
+    ids=["empty", "not-an-image", "truncated-header", "truncated-style"],
+)
+def test_bad_stdin_is_one_line_naming_the_argument(tiny, imgs, monkeypatch, capsys, data, role, message):
+    """What comes on stdin gets every check of a file (a header cut short used to print Pillow's
+    bare "Truncated File Read")."""
+    jpeg = io.BytesIO()
+    Image.open(imgs["a"]).save(jpeg, format="JPEG")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jpeg.getvalue()[:100] if data is None else data)))
+    args = ["-", str(imgs["s1"])] if role == "content" else [str(imgs["a"]), "-"]
+    assert main(["transfer", *args, "-o", "-"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"stylekit: error: {message}"), line
+
+
 def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
     bad = tmp_path / "photos" / "c.png"
     bad.write_bytes(b"not an image")

@@ -434,10 +434,12 @@ def _closed() -> io.BufferedReader:
         (lambda: open(__file__), r"content: the file object '.*test_image\.py' is open in text mode; open the image with 'rb'"),
         (lambda: io.StringIO("x"), r"the file object 'StringIO' is open in text mode"),
         (_TextReader, r"the file object '_TextReader' gave str, not bytes; open the image with 'rb'"),
+        (lambda: io.BytesIO(b""), r"content: the file object 'BytesIO' is empty, not an image"),
+        (lambda: io.BytesIO(_bytes_of(Image.new("RGB", (64, 64)), "JPEG")[:300]), r"content: the file object 'BytesIO' \(300 bytes\) is truncated"),
         (_closed, r"content: cannot read the file object '.*test_image\.py': read of closed file"),
         (_BrokenReader, r"content: cannot read the file object 'upload': Input/output error"),
     ],
-    ids=["empty", "text", "truncated", "too-small", "text-mode-file", "StringIO", "str-reader", "closed", "io-error"],
+    ids=["empty", "text", "truncated", "too-small", "text-mode-file", "StringIO", "str-reader", "empty-file", "truncated-file", "closed", "io-error"],
 )
 def test_encoded_errors(make, match: str) -> None:
     arg = make()
