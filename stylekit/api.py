@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import IO, TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from .color import PreserveColor
 from .device import resolve_device, resolve_dtype
 from .errors import ArgumentError
 from .gatys import Init
-from .image import ImageInput, ImageLike, check_size_arg, read_image, resize_short_side
+from .image import Encoded, ImageInput, ImageLike, check_size_arg, read_image, resize_short_side
 from .masks import MaskLike
 from .model import AdaINModel, compute_model
 from .pipeline import METHODS, STYLE_SIZE, Job, Options, Runner, StyleCache, check_options, plan
@@ -36,7 +36,7 @@ ImageOut = Union[Image.Image, np.ndarray, Tensor]
 Method = Literal["adain", "wct", "gatys"]
 Contents = Union[ImageLike, Sequence[ImageLike]]
 Styles = Union[ImageLike, Style, Sequence[Union[ImageLike, Style]]]
-PathOrPIL = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image]
+PathOrPIL = Union[str, os.PathLike, Encoded, Image.Image]
 """The inputs whose result is a ``PIL.Image``: a path, an encoded file (bytes or a binary file object), a PIL image."""
 
 

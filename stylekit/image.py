@@ -24,7 +24,7 @@ from torch import Tensor
 from .errors import ArgumentError, ImageError, ShapeError
 
 __all__ = [
-    "MAX_PIXELS", "MIN_SIDE", "ImageLike", "ImageInput", "read_image", "load_image", "to_pil",
+    "MAX_PIXELS", "MIN_SIDE", "Encoded", "ImageLike", "ImageInput", "read_image", "load_image", "to_pil",
     "save_image", "resize_short_side", "check_size_arg", "pad_to_multiple", "crop_padding",
 ]  # fmt: skip
 
@@ -36,7 +36,9 @@ MIN_SIDE = 16
 
 _TOL = 1e-3  # float inputs may stray this far outside [0, 1] (rounding) and are clamped
 
-ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray, Tensor]
+Encoded = Union[bytes, bytearray, memoryview, IO[bytes]]
+"""An encoded image file (PNG, JPEG, ...): its bytes, or a binary file object to read them from."""
+ImageLike = Union[str, os.PathLike, Encoded, Image.Image, np.ndarray, Tensor]
 Kind = Literal["path", "encoded", "pil", "numpy", "tensor"]
 
 
@@ -202,7 +204,7 @@ def is_encoded(image: object) -> bool:
 def _open_encoded(data: Any, name: str, min_side: int = MIN_SIDE) -> Image.Image:
     """Decode an encoded image file given as bytes (``bytes``, ``bytearray``, ``memoryview``) or
     as a binary file object, with the same checks as a file path. A file object is read from
-    where it stands to its end (at most 16 bytes per :data:`MAX_PIXELS`) and left open."""
+    where it stands to its end (at most 16 x :data:`MAX_PIXELS` bytes) and left open."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         buf, what = bytes(data), "the data given"
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import IO, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -28,11 +28,11 @@ from PIL import Image
 from torch import Tensor
 
 from .errors import ArgumentError, ImageError, ShapeError
-from .image import _check_size, _high_depth_gray, _load_pil, _open_encoded, _open_path, is_encoded
+from .image import Encoded, _check_size, _high_depth_gray, _load_pil, _open_encoded, _open_path, is_encoded
 
 __all__ = ["MaskLike", "read_mask", "read_masks", "resize_masks", "region_weights", "blend_regions"]
 
-MaskLike = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray, Tensor]
+MaskLike = Union[str, os.PathLike, Encoded, Image.Image, np.ndarray, Tensor]
 
 
 def _from_array(a: np.ndarray, name: str) -> Tensor:
