@@ -73,7 +73,7 @@ class ImageInput:
         """Convert a (B, 3, H, W) float result in [0, 1] back to the input's type.
 
         Path, encoded (bytes, file object) and PIL inputs give an RGB ``PIL.Image``; numpy inputs an H x W x 3 array of the
-        same dtype (uint8 rounded, floats in [0, 1]; a grayscale H x W input gives H x W x 3);
+        same dtype (uint8 and uint16 rounded, floats in [0, 1]; a grayscale H x W input gives H x W x 3);
         tensor inputs a tensor of the same rank, dtype and device.
         """
         if x.dim() != 4 or x.shape[1] != 3:
@@ -87,8 +87,9 @@ class ImageInput:
         if self.kind in ("path", "encoded", "pil"):
             return to_pil(x)
         arr = x[0].permute(1, 2, 0).float().cpu().numpy()
-        if self.np_dtype == np.uint8:
-            return (arr * 255.0).round().clip(0, 255).astype(np.uint8)
+        if self.np_dtype in _NP_INTS:
+            top = _NP_INTS[self.np_dtype]
+            return (arr * np.float32(top)).round().clip(0, top).astype(self.np_dtype)
         return arr.clip(0.0, 1.0).astype(self.np_dtype)
 
 
@@ -99,7 +100,7 @@ def read_image(image: ImageLike, *, name: str = "image") -> ImageInput:
         image: a file path (``str`` or ``os.PathLike``), an encoded image file's bytes
             (``bytes``, ``bytearray``, ``memoryview``) or a binary file object (``open(p, "rb")``,
             ``io.BytesIO``, an upload), a ``PIL.Image``, a numpy array (H x W x 3 or H x W; uint8,
-            or float16/32/64 in [0, 1]) or a torch tensor ((3, H, W) or (B, 3, H, W), floating,
+            uint16, or float16/32/64 in [0, 1]) or a torch tensor ((3, H, W) or (B, 3, H, W), floating,
             in [0, 1], on any device).
         name: the argument's name, used in error messages.
 
@@ -325,6 +326,8 @@ def _high_depth_gray(img: Image.Image) -> np.ndarray:
 # --------------------------------------------------------------------------- numpy and torch
 
 _NP_FLOATS = (np.float16, np.float32, np.float64)
+_NP_INTS = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+"""Integer dtypes numpy images may have, with the value that stands for full intensity."""
 
 
 def _numpy_to_tensor(arr: np.ndarray, name: str) -> Tensor:
@@ -343,13 +346,14 @@ def _numpy_to_tensor(arr: np.ndarray, name: str) -> Tensor:
         raise ShapeError(f"{name} looks channels-first {shape}; numpy images must be H x W x 3 (channels last)")
     if not (arr.ndim == 2 or (arr.ndim == 3 and shape[2] in (1, 3))):
         raise ShapeError(f"{name} must be an H x W x 3 (RGB) or H x W (grayscale) array, got shape {shape}")
-    if arr.dtype != np.uint8 and arr.dtype.type not in _NP_FLOATS:
+    if arr.dtype not in _NP_INTS and arr.dtype.type not in _NP_FLOATS:
         raise ShapeError(
-            f"{name} has dtype {arr.dtype}; numpy images must be uint8 (0-255) or float16/32/64 in [0, 1]"
+            f"{name} has dtype {arr.dtype}; numpy images must be uint8 (0-255), uint16 (0-65535) "
+            "or float16/32/64 in [0, 1]"
         )
     _check_size(name, shape[0], shape[1])
-    if arr.dtype == np.uint8:
-        x = arr.astype(np.float32) / 255.0  # astype copies: contiguous, writable, whatever the strides
+    if arr.dtype in _NP_INTS:  # astype copies: contiguous, writable, whatever the strides
+        x = arr.astype(np.float32) / np.float32(_NP_INTS[arr.dtype])
     else:
         x = arr.astype(np.float32)
         if not np.isfinite(x).all():

@@ -83,6 +83,7 @@ def _content(kind: str, tmp_path: Path, w: int = 53, h: int = 37):
     return {
         "pil": lambda: Image.fromarray(u8),
         "uint8": lambda: u8,
+        "uint16": lambda: u8.astype(np.uint16) * 257,
         "float32": lambda: arr,
         "float64": lambda: arr.astype(np.float64),
         "gray": lambda: u8[..., 0],
@@ -92,7 +93,7 @@ def _content(kind: str, tmp_path: Path, w: int = 53, h: int = 37):
     }[kind]()
 
 
-KINDS = ["path", "bytes", "file", "pil", "uint8", "float32", "float64", "gray", "chw", "bchw", "bf16"]
+KINDS = ["path", "bytes", "file", "pil", "uint8", "uint16", "float32", "float64", "gray", "chw", "bchw", "bf16"]
 
 
 def _check_same_kind(kind: str, content, out, w: int = 53, h: int = 37) -> None:
@@ -102,7 +103,7 @@ def _check_same_kind(kind: str, content, out, w: int = 53, h: int = 37) -> None:
         assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (h, w, 3)
     elif isinstance(content, np.ndarray):
         assert isinstance(out, np.ndarray) and out.dtype == content.dtype and out.shape == content.shape
-        assert out.min() >= 0 and out.max() <= (255 if out.dtype == np.uint8 else 1)
+        assert out.min() >= 0 and out.max() <= {np.uint8: 255, np.uint16: 65535}.get(out.dtype.type, 1)
     else:
         assert isinstance(out, torch.Tensor)
         assert out.shape == content.shape and out.dtype == content.dtype and out.device == content.device

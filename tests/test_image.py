@@ -245,6 +245,34 @@ def test_numpy_uint8_round_trip_property(arr: np.ndarray) -> None:
     np.testing.assert_array_equal(inp.to_output(inp.tensor), arr)
 
 
+def test_numpy_uint16_every_value_round_trips() -> None:
+    arr = np.arange(65536, dtype=np.uint16).reshape(256, 256)[..., None].repeat(3, 2)
+    inp = read_image(arr)
+    assert inp.tensor.dtype == torch.float32 and float(inp.tensor.min()) == 0.0 and float(inp.tensor.max()) == 1.0
+    out = inp.to_output(inp.tensor)
+    assert out.dtype == np.uint16 and out.shape == arr.shape
+    np.testing.assert_array_equal(out, arr)
+
+
+@given(
+    hnp.arrays(
+        np.uint8,
+        st.tuples(st.integers(16, 40), st.integers(16, 40), st.just(3)),
+        elements=st.integers(0, 255),
+    )
+)
+@FAST
+def test_numpy_uint16_is_uint8_times_257(arr: np.ndarray) -> None:
+    """A 16-bit array holding an 8-bit picture (v * 257) reads as exactly the same tensor."""
+    torch.testing.assert_close(load_image(arr.astype(np.uint16) * 257), load_image(arr), rtol=0, atol=0)
+
+
+def test_numpy_uint16_matches_a_16_bit_png(tmp_path: Path) -> None:
+    g = (np.arange(32 * 48).reshape(32, 48) * 41 % 65536).astype(np.uint16)
+    png = write(Image.fromarray(g), tmp_path / "g16.png")
+    torch.testing.assert_close(load_image(g), load_image(png), rtol=0, atol=1e-7)
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_numpy_float(dtype: type) -> None:
     arr = (np.asarray(gradient_rgb()) / 255.0).astype(dtype)
@@ -286,7 +314,7 @@ def test_numpy_bad_shapes(shape: tuple[int, ...], match: str) -> None:
         load_image(np.zeros(shape, np.uint8), name="content")
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.bool_, np.uint16, np.int8, np.complex64])
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_, np.uint32, np.int16, np.int8, np.complex64])
 def test_numpy_bad_dtype(dtype: type) -> None:
     with pytest.raises(ShapeError, match=np.dtype(dtype).name):
         load_image(np.zeros((32, 32, 3), dtype), name="content")
