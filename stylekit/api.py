@@ -307,7 +307,7 @@ class StyleTransfer:
             tile: tile size, ``"auto"`` or None.
             steps: optimisation steps (``"gatys"``).
             init: ``"content"``, ``"adain"`` or ``"noise"`` (``"gatys"``).
-            progress: show a progress bar (``"gatys"``).
+            progress: show a progress bar (``"gatys"`` steps; tiles).
             callback: ``callback(step, image)`` after each step (``"gatys"``).
 
         Returns:
@@ -428,7 +428,8 @@ def transfer(
             above 4 megapixels); see :mod:`stylekit.tiling`. Not with ``"gatys"``.
         steps: ``"gatys"`` only: optimisation steps.
         init: ``"gatys"`` only: start from ``"content"``, ``"adain"`` (the AdaIN result) or ``"noise"``.
-        progress: ``"gatys"`` only: show a progress bar.
+        progress: show a progress bar for long work: the steps of ``"gatys"``, and the tiles
+            of a tiled picture (two passes each).
         callback: ``"gatys"`` only: called as ``callback(step, image)`` after each step with
             the current (B, 3, H, W) float tensor.
 

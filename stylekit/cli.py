@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file type for folder output (default jpg) and stdout (default png)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: for many images, on a terminal)")  # fmt: skip
+                   help="progress bars (default: on a terminal; over the images for several, "
+                        "else over the Gatys steps or tiles)")  # fmt: skip
     p.add_argument("--style-weights", type=_weights, default=None, metavar="W,W,...",
                    help="mix all the styles into one, with one weight per style in order (e.g. 3,1: 75%% and 25%%)")
     p.add_argument("--mask", action="append", default=None, metavar="FILE",
@@ -315,6 +316,7 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     # read each style once (a bad style stops everything); contents are read one by one
     style_imgs = {s: load_image(stdin.get(s, s), name=f"style {s}") for s in styles}
     show = a.progress if a.progress is not None else (None if len(jobs) > 1 else False)
+    inner = a.progress if a.progress is not None else (len(jobs) == 1 and sys.stderr.isatty())  # steps, tiles
     results, errors = [], []
     log = sys.stderr if (a.json or a.output == STDIO) else sys.stdout
     for c, s, dest in tqdm(jobs, disable=(None if show is None else not show), unit="image", desc="transfer", file=sys.stderr):
@@ -322,7 +324,7 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
         try:
             kw = {} if a.decoder else {"device": a.device, "dtype": a.dtype}
             style = [style_imgs[x] for x in s] if combine else style_imgs[s]
-            out = run(stdin.get(c, c), style, a.alpha, size=a.size, **kw, **opts, **combine)
+            out = run(stdin.get(c, c), style, a.alpha, size=a.size, progress=inner, **kw, **opts, **combine)
             _write(out, dest, a.format)
         except (ImageError, ShapeError) as e:  # one bad picture: report it, go on with the others
             if len(jobs) == 1:

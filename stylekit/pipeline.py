@@ -391,7 +391,8 @@ class Runner:
                 xp = xp.contiguous(memory_format=torch.channels_last)
                 y = self.model.stylize_with(xp, target, o.alpha).float().clamp(0.0, 1.0)
             else:
-                y = stylize_tiled(self.model, xp, target, o.alpha, tile, post=keep_luminance if luminance else None)
+                post = keep_luminance if luminance else None
+                y = stylize_tiled(self.model, xp, target, o.alpha, tile, post=post, progress=o.progress)
         # outside inference mode, so tensor results are ordinary tensors (in-place ops allowed)
         y = crop_padding(y, pads).float().clamp(0.0, 1.0).contiguous()
         if luminance and tile is None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from .errors import ArgumentError
 from .model import AdaINModel
@@ -148,14 +149,29 @@ def stylize_tiled(
     *,
     overlap: int | None = None,
     post: Callable[[Tensor, Tensor], Tensor] | None = None,
+    progress: bool = False,
 ) -> Tensor:
     """Stylise a (B, 3, H, W) picture (H, W multiples of 8) tile by tile; returns the float32 canvas.
 
     ``target`` must not have been used yet: the first pass gives it the whole picture's
     content statistics. ``post(result_tile, content_tile)`` is applied to each clamped tile
-    result before blending (e.g. :func:`stylekit.color.keep_luminance`).
+    result before blending (e.g. :func:`stylekit.color.keep_luminance`). ``progress`` shows a
+    tqdm bar that counts each tile twice (once per pass).
     """
     tiles = tile_grid(x.shape[-2], x.shape[-1], tile, overlap)
+    with tqdm(total=2 * len(tiles), desc=f"tiles ({len(tiles)} x 2 passes)", unit="tile", disable=not progress, leave=False) as bar:
+        return _two_passes(model, x, target, alpha, tiles, post, bar)
+
+
+def _two_passes(
+    model: AdaINModel,
+    x: Tensor,
+    target: Target,
+    alpha: float,
+    tiles: list[Tile],
+    post: Callable[[Tensor, Tensor], Tensor] | None,
+    bar: tqdm,
+) -> Tensor:
 
     def crop(t: Tile) -> Tensor:
         return x[..., t.ys, t.xs].contiguous(memory_format=torch.channels_last)
@@ -166,6 +182,7 @@ def stylize_tiled(
         ox = slice((t.own_x.start - t.xs.start) // 8, (t.own_x.stop - t.xs.start) // 8)
         target.observe(f[..., oy, ox], (t.own_y.start // 8, t.own_x.start // 8))
         del f
+        bar.update()
     canvas = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     for t in tiles:
         xt = crop(t)
@@ -176,4 +193,5 @@ def stylize_tiled(
         w = (t.wy[:, None] * t.wx[None, :]).to(x.device)
         canvas[..., t.ys, t.xs].addcmul_(y, w)
         del y
+        bar.update()
     return canvas

@@ -104,6 +104,14 @@ def test_progress_bar(tiny, imgs, tmp_path, capsys):
     assert "2/2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, shown", [("--progress", True), ("--no-progress", False), (None, False)])
+def test_tile_progress_bar(tiny, tmp_path, capsys, flag, shown):
+    big = _img(tmp_path / "big.png", 296, 128)  # --tile 256: two tiles
+    args = ["transfer", str(big), str(_img(tmp_path / "s.png", 32, 32)), "-o", str(tmp_path / "o.png"), "--tile", "256"]
+    assert main(args + ([flag] if flag else [])) == 0  # default: on a terminal only (pytest's stderr is not one)
+    assert ("tiles (2 x 2 passes)" in capsys.readouterr().err) == shown
+
+
 def test_stdin_to_stdout(tiny, imgs, monkeypatch, capsysbinary):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(imgs["a"].read_bytes())))
     assert main(["transfer", "-", str(imgs["s1"]), "-o", "-"]) == 0
@@ -254,8 +262,9 @@ def test_options_are_passed_only_when_given(monkeypatch, imgs, tmp_path, flag, n
     calls: list[dict] = []
 
     def fake(content, style, alpha=1.0, *, device="auto", dtype="auto", size=None, preserve_color=None, method="adain",
-             max_size=None, tile=None):  # fmt: skip
+             max_size=None, tile=None, progress=True):  # fmt: skip
         calls.append({"preserve_color": preserve_color, "method": method, "max_size": max_size, "tile": tile})
+        assert progress is False  # one image, and pytest's stderr is not a terminal
         return Image.new("RGB", (20, 16))
 
     monkeypatch.setattr(stylekit, "transfer", fake)
