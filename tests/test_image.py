@@ -19,6 +19,7 @@ from stylekit import ArgumentError, ImageError, ShapeError, load_image, save_ima
 from stylekit.image import crop_padding, pad_to_multiple, read_image, resize_short_side, to_pil
 
 FAST = settings(max_examples=25, deadline=None)
+U8_IMAGES = hnp.arrays(np.uint8, st.tuples(st.integers(16, 40), st.integers(16, 40), st.just(3)), elements=st.integers(0, 255))
 
 
 def gradient_rgb(w: int = 48, h: int = 40) -> Image.Image:
@@ -232,13 +233,7 @@ def test_numpy_uint8_round_trip() -> None:
     np.testing.assert_array_equal(out, arr)
 
 
-@given(
-    hnp.arrays(
-        np.uint8,
-        st.tuples(st.integers(16, 40), st.integers(16, 40), st.just(3)),
-        elements=st.integers(0, 255),
-    )
-)
+@given(U8_IMAGES)
 @FAST
 def test_numpy_uint8_round_trip_property(arr: np.ndarray) -> None:
     inp = read_image(arr)
@@ -254,13 +249,7 @@ def test_numpy_uint16_every_value_round_trips() -> None:
     np.testing.assert_array_equal(out, arr)
 
 
-@given(
-    hnp.arrays(
-        np.uint8,
-        st.tuples(st.integers(16, 40), st.integers(16, 40), st.just(3)),
-        elements=st.integers(0, 255),
-    )
-)
+@given(U8_IMAGES)
 @FAST
 def test_numpy_uint16_is_uint8_times_257(arr: np.ndarray) -> None:
     """A 16-bit array holding an 8-bit picture (v * 257) reads as exactly the same tensor."""
