@@ -80,6 +80,42 @@ def test_ship_decoder_averages_two_runs_exports_of_one_step(tmp_path: Path) -> N
     torch.testing.assert_close(tensors[name].double(), mean, atol=2e-3, rtol=2e-3)
 
 
+def test_ship_decoder_counts_an_average_as_its_exports(tmp_path: Path) -> None:
+    """A soup grown with a new export is the mean of all its exports, not a two-way mean."""
+    files = [tmp_path / f"dec_{s}.safetensors" for s in (100, 200, 300, 400)]
+    decoders = [_export(f, s, seed) for f, s, seed in zip(files, (100, 200, 300, 400), (1, 2, 3, 4), strict=True)]
+    soup, grown = tmp_path / "soup.safetensors", tmp_path / "grown.safetensors"
+    for args, out in (([*files[:3]], soup), ([soup, files[3]], grown)):
+        done = subprocess.run([sys.executable, str(SHIP), *map(str, args), "--out", str(out)],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    tensors, meta = load_file(grown)
+    assert meta["averaged"] == "4 exports, steps 100-400" and meta["step"] == "400"
+    states = [d.state_dict() for d in decoders]
+    for name, t in tensors.items():
+        mean = torch.stack([st[name].double() for st in states]).mean(0)
+        torch.testing.assert_close(t.double(), mean, atol=2e-3, rtol=2e-3)  # two fp16 roundings
+    two_way = (Decoder.from_file(soup).state_dict()[name].double() + states[3][name].double()) / 2
+    assert (tensors[name].double() - two_way).abs().max().item() > 1e-2
+
+
+def test_averaged_metadata_keeps_counts_steps_and_runs() -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    from ship_decoder import averaged_meta, exports_in
+
+    def dec(**meta: str) -> Decoder:
+        d = Decoder()
+        d.meta = meta
+        return d
+
+    soup = dec(step="62333", averaged="24 exports, steps 54435-62333")
+    several = dec(step="500", averaged="3 exports of several runs, steps 100-500")
+    assert [exports_in(d) for d in (soup, several, dec(step="7"), dec(step="7", averaged="junk"))] == [24, 3, 1, 1]
+    assert averaged_meta([soup, dec(step="62433"), dec(step="62533")]) == "26 exports, steps 54435-62533"
+    assert averaged_meta([several, dec(step="600")]) == "4 exports of several runs, steps 100-600"
+    assert averaged_meta([dec(step="100"), dec(step="100")]) == "2 exports of several runs, steps 100-100"
+
+
 def test_ship_decoder_out_may_not_be_the_shipped_file(tmp_path: Path) -> None:
     f = tmp_path / "dec.safetensors"
     _export(f, 100, 0)
@@ -219,17 +255,20 @@ def test_soup_at_two_sizes_scores_the_shipped_decoder_1(tmp_path: Path) -> None:
 
 
 @needs_data
-def test_soup_grows_a_start_list_only_with_groups_that_beat_it(tmp_path: Path) -> None:
-    """--start: the listed exports are the soup to beat (no ingredient of their own); a random decoder
-    does not join it, so the list comes back unchanged."""
+@pytest.mark.parametrize("as_list", [True, False])
+def test_soup_grows_a_start_list_only_with_groups_that_beat_it(tmp_path: Path, as_list: bool) -> None:
+    """--start: the listed exports (or the averaged decoder given) are the soup to beat (no
+    ingredient of their own); a random decoder does not join it, so the list comes back unchanged."""
     shipped, other = _shipped_and_random(tmp_path / "run")
     (tmp_path / "start.txt").write_text(f"{shipped}\n")
+    start = tmp_path / "start.txt" if as_list else shipped
     out = tmp_path / "soup.txt"
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "soup.py"), str(shipped), str(other), "--group", "1",
-                           "--pairs", "2", "--size", "32", "--start", str(tmp_path / "start.txt"), "--list", str(out)],
+                           "--pairs", "2", "--size", "32", "--start", str(start), "--list", str(out)],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     ref = next(x for x in done.stdout.splitlines() if x.startswith("shipped (step")).split(": ")[1].split()[0]
-    assert f"soup starts with --start's 1 exports: {ref}" in done.stdout, done.stdout  # the shipped file scores as shipped
+    n = int(load_file(shipped)[1]["averaged"].split()[0])  # the shipped soup counts as its exports
+    assert f"soup starts with --start's {n} exports: {ref}" in done.stdout, done.stdout  # and scores as shipped
     assert done.stdout.count(" dropped") == 1 and " kept" not in done.stdout  # one ingredient: the random one
     assert out.read_text().split() == [str(shipped)]

@@ -6,9 +6,13 @@
 
 Several files (exports of one run, e.g. one every 100 steps) are averaged weight by weight (a
 uniform Polyak average: it smooths out the step-to-step noise of the last weights); the metadata
-is the latest one's (by step), with ``averaged`` saying over which steps. Exports of several runs
-of one line of training may be averaged too (``tools/soup.py`` picks which); the same export
-twice (byte for byte) is refused.
+is the latest one's (by step), with ``averaged`` saying over how many exports and which steps.
+Exports of several runs of one line of training may be averaged too (``tools/soup.py`` picks
+which); the same export twice (byte for byte) is refused. A file that is itself such an average
+(its ``averaged`` metadata says "N exports") counts as its N exports, so the shipped decoder
+grown with new exports, ``ship_decoder.py stylekit/weights/decoder.safetensors new/*.safetensors``,
+is the uniform average of all of them (to the shipped file's fp16 rounding), with no need to keep
+the exports it was made of. (Do not list it beside those exports too: they would count twice.)
 
 The decoder is validated first (``Decoder.from_file``: keys, shapes, dtypes, finite values).
 Its metadata keeps everything training wrote (step, loss weights, date, ...), with the data
@@ -41,12 +45,41 @@ WEIGHTS = ROOT / "stylekit" / "weights"
 TARGET = WEIGHTS / "decoder.safetensors"
 
 
+AVERAGED = re.compile(r"(\d+) exports( of several runs)?, steps (\d+)-(\d+)")
+"""The ``averaged`` metadata this tool writes, e.g. ``24 exports, steps 54435-62333``."""
+
+
+def exports_in(decoder: Decoder) -> int:
+    """How many exports ``decoder`` stands for: N for an average of N (``averaged`` metadata), else 1."""
+    m = AVERAGED.fullmatch(decoder.meta.get("averaged", ""))
+    return int(m.group(1)) if m else 1
+
+
 def average(decoders: list[Decoder]) -> Decoder:
-    """A new decoder with the uniform weight-by-weight mean of ``decoders`` (summed in float64)."""
+    """A new decoder with the weight-by-weight mean of ``decoders`` (summed in float64), each
+    weighted by :func:`exports_in`: the uniform mean of every export they stand for."""
     states = [d.state_dict() for d in decoders]
+    w = torch.tensor([float(exports_in(d)) for d in decoders], dtype=torch.float64)
+    w = w / w.sum()
     out = Decoder()
-    out.load_state_dict({k: torch.stack([s[k].double() for s in states]).mean(0).float() for k in states[0]})
+    out.load_state_dict({k: torch.einsum("n,n...->...", w, torch.stack([s[k].double() for s in states])).float() for k in states[0]})
     return out.eval()
+
+
+def averaged_meta(decoders: list[Decoder]) -> str:
+    """The ``averaged`` metadata of their average: how many exports, over which steps."""
+    steps, several = [], False
+    for d in decoders:
+        m = AVERAGED.fullmatch(d.meta.get("averaged", ""))
+        if m:
+            steps += [int(m.group(3)), int(m.group(4))]
+            several = several or bool(m.group(2))
+        else:
+            steps.append(int(d.meta.get("step", 0)))
+    singles = [int(d.meta.get("step", 0)) for d in decoders if not AVERAGED.fullmatch(d.meta.get("averaged", ""))]
+    several = several or len(set(singles)) < len(singles)  # runs from one decoder share steps
+    runs = " of several runs" if several else ""
+    return f"{sum(exports_in(d) for d in decoders)} exports{runs}, steps {min(steps)}-{max(steps)}"
 
 
 def relative_data_dir(path: str) -> str:
@@ -72,10 +105,8 @@ def main() -> None:
     new = decoders[-1]
     meta = dict(new.meta)
     if len(decoders) > 1:
-        steps = sorted({int(d.meta.get("step", 0)) for d in decoders})
         new = average(decoders)
-        runs = " of several runs" if len(steps) < len(decoders) else ""  # runs from one decoder share steps
-        meta["averaged"] = f"{len(decoders)} exports{runs}, steps {steps[0]}-{steps[-1]}"
+        meta["averaged"] = averaged_meta(decoders)
     meta.pop("format", None)
     for key in ("content_dir", "style_dir"):
         if key in meta:

@@ -11,7 +11,9 @@ is an ingredient. Ingredients are scored by content + λ × style loss on the se
 then, greedily, each ingredient joins the soup if the soup's average scores better with it
 (Wortsman et al. 2022, "Model soups"); every export in the soup weighs the same. The chosen
 files go to ``--list``, one per line, for ``tools/ship_decoder.py``. ``--start`` takes such a
-list (e.g. the shipped soup's) as the soup to grow: its exports form no ingredients, and
+list (e.g. the shipped soup's), or a decoder file that is itself an average (e.g.
+``stylekit/weights/decoder.safetensors``, which counts as the N exports its ``averaged`` metadata
+names: see ``tools/ship_decoder.py``), as the soup to grow: its exports form no ingredients, and
 ingredients join only where they beat it. Confirm the pick with
 ``benchmarks/quality.py`` (without ``--select``) before shipping: those pairs had no say in it.
 
@@ -33,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tools")]
 from quality import DATA, load, pick_pairs, to_tensor  # noqa: E402
-from ship_decoder import average  # noqa: E402
+from ship_decoder import average, exports_in  # noqa: E402
 
 from stylekit.data import list_images, split_files  # noqa: E402
 from stylekit.decoder import Decoder  # noqa: E402
@@ -150,7 +152,8 @@ def main() -> None:
                     "each N or content:style (e.g. 256,512,1024:512), are scored as ratios to the shipped decoder")
     ap.add_argument("--style-weight", type=float, default=3.5, help="λ in content + λ × style")
     ap.add_argument("--list", type=Path, help="write the chosen files here, one per line")
-    ap.add_argument("--start", type=Path, help="a --list file: grow this soup instead of starting from the best group")
+    ap.add_argument("--start", type=Path, help="a --list file, or an averaged decoder (e.g. the shipped one): "
+                    "grow this soup instead of starting from the best group")
     a = ap.parse_args()
     if a.group < 1:
         ap.error("--group must be at least 1")
@@ -160,7 +163,10 @@ def main() -> None:
         ap.error(str(e))
     if a.start and not a.start.is_file():
         ap.error(f"--start: no such file: {a.start}")
-    start = list(dict.fromkeys(Path(line) for line in a.start.read_text().split())) if a.start else []
+    if a.start and a.start.suffix == ".safetensors":
+        start = [a.start]
+    else:
+        start = list(dict.fromkeys(Path(line) for line in a.start.read_text().split())) if a.start else []
     missing = [f for f in [*start, *a.files] if not f.is_file()]
     if missing:
         ap.error(f"{len(missing)} missing exports, e.g. {missing[0]}")
@@ -194,7 +200,7 @@ def main() -> None:
     exports = {f: Decoder.from_file(f) for f in dict.fromkeys([*start, *a.files])}
 
     def evaluate(files: list[Path]) -> Score:
-        decoder = as_shipped(average([exports[f] for f in files]))  # every export weighs the same
+        decoder = as_shipped(average([exports[f] for f in files]))  # every export weighs the same (an average: N)
         return relative([score(decoder) for score in scorers], refs)
 
     ingredients = []
@@ -210,12 +216,12 @@ def main() -> None:
     seed = None
     if start:
         seed = (evaluate(start), start)
-        print(f"soup starts with --start's {len(start)} exports: {show(seed[0])}")
+        print(f"soup starts with --start's {sum(exports_in(exports[f]) for f in start)} exports: {show(seed[0])}")
     else:
         print("soup starts with the best group")
     best, files = greedy(ingredients, evaluate, seed, report)
     shipped_is = f"{refs[0][0]:.4f}" if len(specs) == 1 else "1 at each size"
-    print(f"soup: {len(files)} exports: {show(best)}; shipped {shipped_is}")
+    print(f"soup: {sum(exports_in(exports[f]) for f in files)} exports: {show(best)}; shipped {shipped_is}")
     if a.list:
         a.list.write_text("".join(f"{f}\n" for f in files))
         print(f"chosen files: {a.list}")
