@@ -3,7 +3,15 @@
 from .api import Style, StyleTransfer, transfer
 from .decoder import Decoder
 from .encoder import VGGEncoder
-from .errors import ArgumentError, ImageError, PerformanceWarning, ShapeError, StylekitError, WeightsError
+from .errors import (
+    ArgumentError,
+    ImageError,
+    MissingDependencyError,
+    PerformanceWarning,
+    ShapeError,
+    StylekitError,
+    WeightsError,
+)
 from .export import export_onnx, export_torchscript
 from .image import load_image, save_image
 from .model import AdaINModel
@@ -16,4 +24,4 @@ __all__ = [
     "StylekitError", "VGGEncoder", "WeightsError", "adain", "mean_std", "__version__",
     "Style", "StyleTransfer", "transfer", "load_image", "save_image",
 ]  # fmt: skip
-__all__ += ["export_onnx", "export_torchscript", "PerformanceWarning"]
+__all__ += ["export_onnx", "export_torchscript", "PerformanceWarning", "MissingDependencyError"]

@@ -5,13 +5,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import StylekitError
+from .errors import MissingDependencyError
 
-__all__ = ["MissingDependencyError", "require"]
-
-
-class MissingDependencyError(StylekitError, ImportError):
-    """An optional package that this feature needs is not installed (the message says which extra)."""
+__all__ = ["MissingDependencyError", "require"]  # the error lives in stylekit.errors; kept here for old imports
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:

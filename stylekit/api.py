@@ -407,14 +407,14 @@ def transfer(
         dtype: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         size: resize contents (and styles) so their short side is ``size`` pixels first; the
             result then has the resized content's size. ``None`` keeps the content's size,
-            and scales a style image down (never up) to the content's short side, at most
-            :data:`STYLE_SIZE` (512). Ignored for a style that is already a :class:`Style`.
+            and scales a style image down (never up) to the content's short side (but not below
+            64 px), at most :data:`STYLE_SIZE` (512). Ignored for a style that is already a :class:`Style`.
         max_size: then scale the content down (never up) so its long side is at most this.
         style_weights: with several styles (and no ``masks``): their mixing weights, any
             non-negative numbers (normalised to sum to 1); default equal. The AdaIN targets
             ``t_k = AdaIN(f_c, s_k)`` are interpolated, ``t = sum_k w_k t_k`` (for AdaIN the
             same as interpolating the style means and stds; for WCT the WCT outputs).
-        masks: with several styles: one mask per style (path, PIL image, array or tensor,
+        masks: with one or more styles: one mask per style (path, PIL image, array or tensor,
             grayscale, any size, values 0..1 or 0..255): each region gets its own style, with
             the content statistics of that region; overlaps are normalised, and where no mask
             covers the content features stay (see :mod:`stylekit.masks`).

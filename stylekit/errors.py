@@ -24,6 +24,11 @@ class WeightsError(StylekitError):
     """A weights file is missing, corrupted, has the wrong checksum or does not fit the model."""
 
 
+class MissingDependencyError(StylekitError, ImportError):
+    """An optional package that a feature needs is not installed (the message names the pip extra
+    that brings it, e.g. ``pip install 'stylekit-nst[video]'``)."""
+
+
 class PerformanceWarning(UserWarning):
     """A request that works but runs far slower than it could, such as bf16 on a CPU without
     bf16 hardware: the message says what to ask for instead. Nothing is changed behind your back.

@@ -121,7 +121,7 @@ def export_onnx(
         The path written.
 
     Raises:
-        MissingDependencyError: ``onnx`` (or, with ``dynamo=True``, ``onnxscript``) is missing.
+        stylekit.MissingDependencyError: ``onnx`` (or, with ``dynamo=True``, ``onnxscript``) is missing.
         ArgumentError: a bad ``path``, ``opset`` or ``model``.
         WeightsError: ``model`` is None and the shipped weights are missing.
     """

@@ -41,6 +41,8 @@ def _from_array(a: np.ndarray, name: str) -> Tensor:
             raise ShapeError(f"{name} is a masked array with masked entries; fill them first, e.g. with .filled(0)")
         a = a.data
     a = np.asarray(a)  # subclasses (np.matrix, memmap, ...) as plain arrays
+    while a.ndim > 2 and a.shape[0] == 1:  # 1 x H x W, 1 x 1 x H x W: as for tensors
+        a = a[0]
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim != 2:

@@ -346,7 +346,7 @@ def stylize_video(
         A :class:`VideoResult`.
 
     Raises:
-        MissingDependencyError: PyAV is not installed.
+        stylekit.MissingDependencyError: PyAV is not installed.
         VideoError: ``src`` is missing or not a video, or ``dst`` cannot be written.
         ArgumentError, ImageError: bad ``alpha``, ``size``, ``crf`` or style.
     """

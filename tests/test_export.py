@@ -123,8 +123,11 @@ def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
         return real(name, *a)
 
     monkeypatch.setattr(_deps.importlib, "import_module", fake)
-    with pytest.raises(_deps.MissingDependencyError, match=r"stylekit-nst\[export\]"):
+    with pytest.raises(stylekit.MissingDependencyError, match=r"stylekit-nst\[export\]") as info:
         export_onnx(tmp_path / "m.onnx")
+    # public as stylekit.MissingDependencyError (also in stylekit.errors): a StylekitError and an ImportError
+    assert isinstance(info.value, stylekit.StylekitError) and isinstance(info.value, ImportError)
+    assert stylekit.errors.MissingDependencyError is _deps.MissingDependencyError
 
 
 def test_cli_export_onnx(tiny_model, tmp_path, capsys):

@@ -882,7 +882,7 @@ def test_huge_expanded_masks_are_refused_without_copying() -> None:
 
 def test_odd_but_valid_masks_work(style: Style, tmp_path: Path) -> None:
     """Masks keep what they accepted: any size from 1 x 1 (no 16 px minimum, unlike images),
-    files, PIL images, 16-bit PNGs, bool / int / float arrays and tensors, HxWx1 and 1x1xHxW."""
+    files, PIL images, 16-bit PNGs, bool / int / float arrays and tensors, HxWx1, 1xHxW and 1x1xHxW."""
     from stylekit.masks import read_mask
 
     half = np.zeros((6, 8), np.uint8)
@@ -891,7 +891,8 @@ def test_odd_but_valid_masks_work(style: Style, tmp_path: Path) -> None:
     sixteen = Image.fromarray(half.astype(np.uint16) * 257)
     assert sixteen.mode.startswith("I")
     kinds = [
-        half, half > 0, half.astype(np.int64), half[..., None], np.asfortranarray(half), Image.fromarray(half),
+        half, half > 0, half.astype(np.int64), half[..., None], half[None], half[None, None], np.asfortranarray(half),
+        Image.fromarray(half),
         _written(tmp_path / "m.png", encode(Image.fromarray(half), "PNG")), sixteen,
         torch.from_numpy(half), torch.from_numpy(half)[None, None], torch.from_numpy(half)[..., None],
         torch.from_numpy(half).double() / 255, torch.from_numpy(half).to(torch.bfloat16).requires_grad_(False),
