@@ -7,6 +7,7 @@ remembers what came in so a result can go back out in the same type. Bad input r
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import re
@@ -212,11 +213,16 @@ def _open_encoded(data: Any, name: str, min_side: int = MIN_SIDE) -> Image.Image
         what = f"the file object {getattr(data, 'name', type(data).__name__)!r}"
         if isinstance(data, io.TextIOBase):
             raise ImageError(f"{name}: {what} is open in text mode; open the image with 'rb'")
+        if inspect.iscoroutinefunction(getattr(data, "read", None)):  # e.g. an async web framework's upload
+            raise ImageError(f"{name}: {what} has an async read(); pass its bytes instead (data = await upload.read())")
         limit = 16 * MAX_PIXELS
         try:
             got = data.read(limit + 1)
         except (OSError, ValueError) as e:  # unreadable, closed, not open for reading
             raise ImageError(f"{name}: cannot read {what}: {getattr(e, 'strerror', None) or e}") from None
+        if inspect.isawaitable(got):
+            getattr(got, "close", lambda: None)()  # never awaited: no "coroutine was never awaited" warning
+            raise ImageError(f"{name}: read() of {what} gave an awaitable; pass its bytes instead (data = await upload.read())")
         if not isinstance(got, (bytes, bytearray)):
             raise ImageError(f"{name}: {what} gave {type(got).__name__}, not bytes; open the image with 'rb'")
         if len(got) > limit:

@@ -435,6 +435,18 @@ class _BrokenReader:
         raise OSError(5, "Input/output error")
 
 
+class _AsyncUpload:  # as async web frameworks give uploads
+    filename = "cat.jpg"
+
+    async def read(self, n: int = -1) -> bytes:
+        return b""
+
+
+class _AwaitableReader:  # read() is not declared async but returns a coroutine
+    def read(self, n: int = -1):
+        return _AsyncUpload().read(n)
+
+
 def _closed() -> io.BufferedReader:
     f = open(__file__, "rb")
     f.close()
@@ -455,14 +467,19 @@ def _closed() -> io.BufferedReader:
         (lambda: io.BytesIO(_bytes_of(Image.new("RGB", (64, 64)), "JPEG")[:300]), r"content: the file object 'BytesIO' \(300 bytes\) is truncated"),
         (_closed, r"content: cannot read the file object '.*test_image\.py': read of closed file"),
         (_BrokenReader, r"content: cannot read the file object 'upload': Input/output error"),
+        (_AsyncUpload, r"content: the file object '_AsyncUpload' has an async read\(\); pass its bytes instead \(data = await upload\.read\(\)\)"),
+        (_AwaitableReader, r"content: read\(\) of the file object '_AwaitableReader' gave an awaitable; pass its bytes instead"),
     ],
-    ids=["empty", "text", "truncated", "too-small", "text-mode-file", "StringIO", "str-reader", "empty-file", "truncated-file", "closed", "io-error"],
+    ids=["empty", "text", "truncated", "too-small", "text-mode-file", "StringIO", "str-reader", "empty-file", "truncated-file", "closed",
+         "io-error", "async-read", "awaitable-read"],
 )
 def test_encoded_errors(make, match: str) -> None:
     arg = make()
     try:
-        with pytest.raises(ImageError, match=match):
-            load_image(arg, name="content")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. no "coroutine ... was never awaited"
+            with pytest.raises(ImageError, match=match):
+                load_image(arg, name="content")
     finally:
         if hasattr(arg, "close"):
             arg.close()
