@@ -249,35 +249,92 @@ def _read_stdin(what: str) -> bytes:
     return data
 
 
-def _destinations(contents: list, styles: list, output: str, fmt: str | None) -> list[tuple[Any, Any, str]]:
+def _destinations(contents: list, styles: list, output: str, fmt: str | None, inputs: tuple = ()) -> list[tuple[Any, Any, str]]:
     """(content, style, destination) for every pair; destination ``-`` is stdout. A style may be a
-    tuple of styles (mixed, or one per region): one result per content."""
+    tuple of styles (mixed, or one per region): one result per content. Every check of ``-o``
+    is made here, before any work: the extension, --format, a file where a folder is needed (or
+    the other way round), two results with one name, and a result that would overwrite one of
+    ``inputs`` (the contents, styles and masks). The output folder is created here."""
+    from PIL import Image
+
+    from .image import WRITE_FORMATS, unknown_extension
+
     pairs = [(c, s) for c in contents for s in styles]
     if output == STDIO:
         if len(pairs) != 1:
             raise ArgumentError(f"-o - (stdout) takes one result, but there are {len(pairs)} (give a folder)")
         return [(*pairs[0], STDIO)]
+    if not output.strip():
+        raise ArgumentError("-o is empty: give a file (out.jpg), a folder or - (stdout)")
     out = Path(output)
-    if len(pairs) == 1 and out.suffix and not out.is_dir():
-        from .image import unknown_extension
-
+    as_folder = output.endswith(("/", os.sep)) or out.is_dir()
+    image_suffix = Image.registered_extensions().get(out.suffix.lower()) in WRITE_FORMATS
+    if len(pairs) == 1 and out.suffix and not as_folder:
         problem = unknown_extension(out)  # save_image's rule, checked before the work, not after it
         if problem:
             raise ArgumentError(f"-o {output}: {problem}")
-        return [(*pairs[0], str(out))]
-    if out.exists() and not out.is_dir():
-        raise ArgumentError(f"-o {output}: {len(pairs)} results need a folder, and this is a file")
-    stem = lambda x: "stdin" if x == STDIO else Path(x).stem  # noqa: E731
-    result: list[tuple[str, str, str]] = []
-    seen: dict[str, str] = {}
-    for c, s in pairs:
-        name = stem(c) if len(styles) == 1 else f"{stem(c)}__{stem(s)}"
-        dest = str(out / f"{name}.{fmt or 'jpg'}")
-        if dest in seen:
-            raise ArgumentError(f"{seen[dest]} and {c} would both be written to {dest}; rename one")
-        seen[dest] = c
-        result.append((c, s, dest))
+        if fmt is not None and Image.registered_extensions()[out.suffix.lower()] != _FORMATS[fmt]:
+            raise ArgumentError(f"-o {output} is a {out.suffix} file but --format is {fmt}: drop --format, or name a .{fmt} file")
+        result = [(*pairs[0], str(out))]
+    else:
+        if out.exists() and not out.is_dir():
+            need = f"{len(pairs)} results need a folder" if len(pairs) > 1 else "with no image file extension it names a folder"
+            raise ArgumentError(f"-o {output}: {need}, and this is a file")
+        if len(pairs) > 1 and image_suffix and not as_folder:
+            raise ArgumentError(f"-o {output}: {len(pairs)} results need a folder, not an image file name "
+                                f"(to write them into a folder named so, end it with {os.sep})")  # fmt: skip
+        stem = lambda x: "stdin" if x == STDIO else Path(x).stem  # noqa: E731
+        result, seen = [], {}
+        for c, s in pairs:
+            name = stem(c) if len(styles) == 1 else f"{stem(c)}__{stem(s)}"
+            dest = str(out / f"{name}.{fmt or 'jpg'}")
+            if dest in seen:
+                raise ArgumentError(f"{_pair(*seen[dest])} and {_pair(c, s)} would both be written to {dest}; rename one")
+            seen[dest] = (c, s)
+            result.append((c, s, dest))
+    _refuse_overwriting(result, inputs, output)
+    folders = {Path(dest).parent for _, _, dest in result}
+    for folder in sorted(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            blocked = next((str(q) for q in (folder, *folder.parents) if q.exists() and not q.is_dir()), None)
+            why = f"{blocked!r} is a file, not a folder" if blocked else (e.strerror or str(e))
+            raise ArgumentError(f"-o {output}: cannot create the folder {str(folder)!r}: {why}") from None
     return result
+
+
+_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+"""--format's choices, as Pillow names them."""
+
+
+def _pair(content: Any, style: Any) -> str:
+    styles = ", ".join(map(str, style)) if isinstance(style, tuple) else str(style)
+    return f"{content} with {styles}"
+
+
+def _refuse_overwriting(jobs: list[tuple[Any, Any, str]], inputs: tuple, output: str) -> None:
+    """Refuse a destination that is one of the input files (the same path, or the same file
+    through a link): writing it would destroy the input."""
+    paths, inodes = {}, {}
+    for x in inputs:
+        if x != STDIO and isinstance(x, (str, os.PathLike)):
+            paths[os.path.realpath(x)] = x
+            try:
+                st = os.stat(x)
+                inodes[(st.st_dev, st.st_ino)] = x
+            except OSError:  # missing: reported when it is read
+                pass
+    for _, _, dest in jobs:
+        same = paths.get(os.path.realpath(dest))
+        if same is None:
+            try:
+                st = os.stat(dest)
+                same = inodes.get((st.st_dev, st.st_ino))
+            except OSError:  # not there yet
+                pass
+        if same is not None:
+            raise ArgumentError(f"-o {output}: the result {dest} would overwrite the input {same}; write it elsewhere")
 
 
 def _write(image, dest: str, fmt: str | None) -> None:
@@ -306,7 +363,8 @@ def _cmd_transfer(a: argparse.Namespace, contents: list, styles: list) -> int:
     if sum(x == STDIO for x in contents + styles) > 1:
         raise ArgumentError("- (stdin) can stand for one image only")
     combine = _combined_options(a, styles)  # style_weights= / masks=, or {} for every content x every style
-    jobs = _destinations(contents, [tuple(styles)] if combine else styles, a.output, a.format)
+    inputs = (*contents, *styles, *(getattr(a, "mask", None) or []))
+    jobs = _destinations(contents, [tuple(styles)] if combine else styles, a.output, a.format, inputs)
     if a.json and a.output == STDIO:
         raise ArgumentError("--json prints on stdout, so it cannot go with -o - (stdout)")
     run: Callable[..., Any] = stylekit.transfer

@@ -169,10 +169,26 @@ def is_url(text: str) -> bool:
     return re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", text) is not None
 
 
+WRITE_FORMATS = frozenset({
+    "JPEG", "PNG", "WEBP", "AVIF", "TIFF", "BMP", "DIB", "GIF", "PDF", "PPM", "TGA", "JPEG2000", "QOI", "SGI", "PCX",
+})  # fmt: skip
+"""The Pillow formats :func:`save_image` writes: those that store an RGB picture at its size.
+Not ICO / ICNS (they resize it), nor formats Pillow reads but cannot write RGB to (PSD, BLP, XBM, ...)."""
+
+
 def unknown_extension(path: str | os.PathLike[str]) -> str | None:
-    """What is wrong with ``path``'s extension for writing an image; None where Pillow writes it."""
+    """What is wrong with ``path``'s extension for writing an image; None where it names one of
+    :data:`WRITE_FORMATS` (and this Pillow can write it)."""
     ext = Path(path).suffix.lower()
-    return None if ext in Image.registered_extensions() else f"unknown image file extension {ext!r} (use .jpg, .png, .webp, ...)"
+    use = "use .jpg, .png, .webp, .tif, ..."
+    if not ext:
+        return f"no image file extension ({use})"
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        return f"unknown image file extension {ext!r} ({use})"
+    if fmt not in WRITE_FORMATS or fmt not in Image.SAVE:
+        return f"stylekit does not write {fmt} files ({ext}); {use}"
+    return None
 
 
 def _open_path(path: str | os.PathLike[str], name: str, min_side: int = MIN_SIDE) -> Image.Image:
@@ -393,6 +409,12 @@ def _tensor_to_tensor(t: Tensor, name: str) -> Tensor:
     if not t.is_floating_point():
         raise ShapeError(f"{name} has dtype {t.dtype}; tensors must be floating point in [0, 1] (e.g. x / 255)")
     _check_size(name, t.shape[-2], t.shape[-1])
+    return _tensor_values(t, name)
+
+
+def _tensor_values(t: Tensor, name: str) -> Tensor:
+    """A floating (3, H, W) / (B, 3, H, W) tensor as float32 (B, 3, H, W), refused if it holds NaN,
+    Inf or values outside [0, 1] (beyond rounding), then clamped."""
     x = t.detach().to(torch.float32)
     if x.dim() == 3:
         x = x.unsqueeze(0)
@@ -400,7 +422,8 @@ def _tensor_to_tensor(t: Tensor, name: str) -> Tensor:
         raise ShapeError(f"{name} contains NaN or Inf")
     lo, hi = float(x.min()), float(x.max())
     if lo < -_TOL or hi > 1 + _TOL:
-        raise ShapeError(f"{name} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+        hint = " (0-255 values? divide by 255)" if hi > 2 else ""
+        raise ShapeError(f"{name} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]{hint}")
     return x.clamp(0.0, 1.0).contiguous()
 
 
@@ -431,12 +454,22 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
 
     Args:
         image: a ``PIL.Image``, a float tensor (3, H, W) / (1, 3, H, W) in [0, 1], or a numpy
-            array accepted by :func:`load_image`.
-        path: where to write, e.g. ``"out/result.jpg"``.
-        quality: JPEG/WebP quality.
+            array accepted by :func:`load_image`. Tensors and arrays get the checks of
+            :func:`load_image` (NaN, values outside [0, 1], ...). PIL images in modes "RGB" and
+            "L" are written as they are; other modes as :func:`load_image` reads them (RGBA
+            composited on white, 16-bit and float grayscale scaled), so the file shows what
+            stylekit sees.
+        path: where to write, e.g. ``"out/result.jpg"``; the extension must name one of
+            :data:`WRITE_FORMATS` (.jpg, .png, .webp, .tif, .bmp, .gif, ...).
+        quality: JPEG / WebP / AVIF quality, 1 to 100.
 
     Returns:
         The path written.
+
+    Raises:
+        ArgumentError: a bad ``path`` type or extension, or ``quality`` out of range.
+        ShapeError: a tensor or array of the wrong shape, dtype or values.
+        ImageError: the file or its folder cannot be written.
 
     Example:
         >>> import tempfile
@@ -446,25 +479,37 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
     """
     if not isinstance(image, (Image.Image, Tensor, np.ndarray)):
         raise ImageError(f"image must be a PIL image, tensor or numpy array, got {type(image).__name__}")
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes) or not str(path):
+        raise ArgumentError(f"path must be a non-empty str or os.PathLike (e.g. 'out.jpg'), got {path!r:.80}")
+    if isinstance(quality, bool) or not isinstance(quality, Integral) or not 1 <= quality <= 100:
+        raise ArgumentError(f"quality must be an int from 1 to 100, got {quality!r}")
     p = Path(path)
-    ext = p.suffix.lower()
     problem = unknown_extension(p)
     if problem:  # before converting the picture, which may be large
         raise ArgumentError(f"path={str(p)!r}: {problem}")
     if isinstance(image, Image.Image):
-        img = image
+        img = image if image.mode in ("RGB", "L") else _as_rgb(image)
     elif isinstance(image, Tensor):
-        img = to_pil(image)
+        if not image.is_floating_point() or image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
+            raise ShapeError(f"image must be a floating (3, H, W) or (1, 3, H, W) tensor, got {tuple(image.shape)} {image.dtype}")
+        img = to_pil(_tensor_values(image, "image"))
     else:
         img = to_pil(_numpy_to_tensor(image, "image"))
-    if ext in (".jpg", ".jpeg", ".jpe", ".jfif") and img.mode not in ("RGB", "L", "CMYK"):
-        img = img.convert("RGB")
-    p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        img.save(p, quality=quality)
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ImageError(f"cannot create the folder {str(p.parent)!r} for {str(p)!r}: {e.strerror or e}") from None
+    try:
+        img.save(p, quality=int(quality))
     except OSError as e:
         raise ImageError(f"cannot write {str(p)!r}: {e.strerror or e}") from None
     return p
+
+
+def _as_rgb(img: Image.Image) -> Image.Image:
+    """A PIL image of any mode as RGB, the way :func:`load_image` reads it."""
+    arr = _pil_to_float_rgb(_load_pil(img, "image", min_side=1), "image")
+    return Image.fromarray((arr * 255.0).round().clip(0, 255).astype(np.uint8), "RGB")
 
 
 # --------------------------------------------------------------------------- resizing

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .color import check_preserve_color, keep_luminance, match_color
 from .device import autocast
-from .errors import ArgumentError, ShapeError
+from .errors import ArgumentError, ImageError, ShapeError
 from .gatys import STYLE_WEIGHT, check_init, check_steps, gatys
 from .image import MIN_SIDE, ImageInput, check_size_arg, crop_padding, pad_to_multiple, resize_short_side
 from .masks import read_masks, resize_masks
@@ -279,7 +279,13 @@ class Runner:
 
     def run(self, job: Job, o: Options, listed: bool) -> list[Tensor]:
         """The result of every item, (B_i, 3, H_i, W_i) float32 in [0, 1] on this device."""
-        xs = [fit_size(it.tensor, o.size, o.max_size) for it in job.items]
+        xs = []
+        for i, it in enumerate(job.items):
+            try:
+                xs.append(fit_size(it.tensor, o.size, o.max_size))
+            except ArgumentError as e:  # this picture's shape with that size: an error of the picture
+                h, w = it.tensor.shape[-2:]
+                raise ImageError(f"{f'content[{i}]' if listed else 'content'} ({w}x{h} px): {e}") from None
         rows, row_entry = [], []  # every content row, with its style entry in pair mode
         for i, x in enumerate(xs):
             for j in range(x.shape[0]):

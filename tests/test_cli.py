@@ -174,13 +174,54 @@ def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
          "--mask was given 2 times but there is 1 style"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--mask", "{tmp}/nope.png"], "--mask {tmp}/nope.png: no such file"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--mask", "{a}", "--style-weights", "1"], "do not go together"),
+        # -o: every check before any work
+        (["transfer", "{a}", "{s1}", "-o", ""], "-o is empty"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/plain"], "-o {tmp}/plain: with no image file extension it names a folder, and this is a file"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.psd"], "-o {tmp}/x.psd: stylekit does not write PSD files (.psd)"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.ico"], "stylekit does not write ICO files"),
+        (["transfer", "{a}", "{b}", "{s1}", "-o", "{tmp}/many.jpg"], "-o {tmp}/many.jpg: 2 results need a folder, not an image file name"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.png", "--format", "jpg"], "is a .png file but --format is jpg"),
+        (["transfer", "{a}", "{s1}", "-o", "{a}/x.png"], "cannot create the folder '{a}': '{a}' is a file, not a folder"),
+        (["transfer", "{a}", "-s", "{s1}", "-s", "{tmp}/paintings2/s1.jpg", "-o", "{tmp}/o"],
+         "{a} with {s1} and {a} with {tmp}/paintings2/s1.jpg would both be written to {tmp}/o/a__s1.jpg"),
+        # never over an input: the content, the style, a mask, a whole folder of photos
+        (["transfer", "{a}", "{s1}", "-o", "{a}"], "the result {a} would overwrite the input {a}"),
+        (["transfer", "{a}", "{s1}", "-o", "{s1}"], "the result {s1} would overwrite the input {s1}"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/photos/../photos/a.png"], "would overwrite the input {a}"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/link.png"], "the result {tmp}/link.png would overwrite the input {a}"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/m.png", "--mask", "{tmp}/m.png"], "would overwrite the input {tmp}/m.png"),
+        (["transfer", "{tmp}/photos", "{s1}", "-o", "{tmp}/photos", "--format", "png"], "the result {a} would overwrite the input {a}"),
     ],
 )
 def test_errors_are_one_line(tiny, imgs, tmp_path, capsys, args, message):
     fmt = {k: str(v) for k, v in imgs.items()} | {"tmp": str(tmp_path)}
+    (tmp_path / "paintings2").mkdir()
+    _img(tmp_path / "paintings2" / "s1.jpg")
+    _img(tmp_path / "m.png", 40, 32, 5)
+    (tmp_path / "link.png").symlink_to(imgs["a"])
+    (tmp_path / "plain").write_bytes(b"not a folder")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert main([a.format(**fmt) for a in args]) == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("stylekit: error: ") and message.format(**fmt) in line
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing written, nothing lost
+
+
+def test_output_folder_with_a_trailing_slash_and_a_dot(tiny, imgs, tmp_path):
+    out = f"{tmp_path}/out.d/"
+    assert main(["transfer", str(imgs["a"]), str(imgs["s1"]), "-o", out]) == 0
+    assert [p.name for p in (tmp_path / "out.d").iterdir()] == ["a.jpg"]
+
+
+def test_a_picture_too_long_for_size_is_skipped_in_a_batch(tiny, imgs, tmp_path, capsys):
+    """--size on a 4000 x 16 strip would make 64+ MP: that picture is reported, the others are written."""
+    _img(tmp_path / "photos" / "long.png", 4000, 16)
+    code = main(["transfer", str(tmp_path / "photos"), str(imgs["s1"]), "-o", str(tmp_path / "o"), "--size", "1100", "--json"])
+    assert code == 2
+    res = json.loads(capsys.readouterr().out)
+    assert sorted(Path(r["output"]).name for r in res["results"]) == ["a.jpg", "b.jpg"]
+    (err,) = res["errors"]
+    assert err["content"].endswith("long.png") and "content (4000x16 px): size=1100 would make" in err["error"]
 
 
 def _mask(path: Path, left: bool) -> Path:

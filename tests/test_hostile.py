@@ -411,8 +411,10 @@ def test_declared_huge_arrays_are_refused_without_copying() -> None:
 
 def test_size_cannot_blow_up_an_extreme_aspect_ratio(style: Style) -> None:
     """``size=`` scales the short side: a 16 x 60000 strip at size=1100 would be 4 GPx."""
-    with pytest.raises(StylekitError, match="64 MP limit"):
+    with pytest.raises(ImageError, match=r"^content \(60000x16 px\): size=1100 would make .* over the 64 MP limit"):
         transfer(torch.zeros(3, 16, 60000), style, size=1100, device="cpu", dtype="fp32")
+    with pytest.raises(ImageError, match=r"^content\[1\] \(60000x16 px\): max_size=100 would make a 100x0 image"):
+        transfer([torch.zeros(3, 16, 32), torch.zeros(3, 16, 60000)], style, max_size=100, device="cpu", dtype="fp32")
 
 
 def test_special_files_are_refused_not_waited_on(tmp_path: Path) -> None:

@@ -531,6 +531,68 @@ def test_save_image(tmp_path: Path) -> None:
     assert not (tmp_path / "out.nope").exists() and not (tmp_path / "out.png").exists()
 
 
+def _written_extensions() -> list[str]:
+    Image.init()
+    return sorted(e for e, f in Image.registered_extensions().items() if f in image_mod.WRITE_FORMATS and f in Image.SAVE)
+
+
+@pytest.mark.parametrize("ext", _written_extensions())
+def test_save_image_every_written_format_keeps_the_size(tmp_path: Path, ext: str) -> None:
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (29, 37, 3), dtype=np.uint8))
+    p = save_image(img, tmp_path / f"x{ext}")
+    if Image.registered_extensions()[ext] == "PDF":  # Pillow writes PDF but does not read it
+        assert p.read_bytes().startswith(b"%PDF")
+        return
+    with Image.open(p) as back:
+        assert back.size == (37, 29)
+
+
+@pytest.mark.parametrize(
+    ("path", "match"),
+    [("x.psd", r"does not write PSD files \(\.psd\)"), ("x.ico", "does not write ICO"), ("x.icns", "does not write ICNS"),
+     ("x.xbm", "does not write XBM"), ("x", "no image file extension"), ("x.nope", "unknown image file extension '.nope'")],
+)
+def test_save_image_refuses_what_it_cannot_write_before_converting(tmp_path: Path, path: str, match: str) -> None:
+    with pytest.raises(ArgumentError, match=match):
+        save_image(np.zeros((20, 20, 7), np.uint8), tmp_path / path)  # a bad picture too: the path is checked first
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_image_checks_its_arguments(tmp_path: Path) -> None:
+    x = torch.rand(3, 8, 8)
+    for path in (b"x.png", "", 3):
+        with pytest.raises(ArgumentError, match="path must be a non-empty str or os.PathLike"):
+            save_image(x, path)  # type: ignore[arg-type]
+    for q in ("hi", 0, 101, -5, 95.0, True):
+        with pytest.raises(ArgumentError, match="quality must be an int from 1 to 100"):
+            save_image(x, tmp_path / "q.jpg", quality=q)  # type: ignore[arg-type]
+    for bad, match in [(x * 255, r"must be in \[0, 1\].*divide by 255"), (x.masked_fill(x > 0.5, float("nan")), "NaN"),
+                       (torch.rand(2, 3, 8, 8), r"\(1, 3, H, W\)"), (torch.ones(3, 8, 8, dtype=torch.uint8), "floating")]:
+        with pytest.raises(ShapeError, match=match):
+            save_image(bad, tmp_path / "t.png")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(ImageError, match="cannot create the folder"):
+        save_image(x, tmp_path / "file" / "t.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: Image.new("RGBA", (20, 16), (0, 0, 0, 0)), lambda: Image.fromarray(np.full((16, 20), 30000, np.uint16)),
+     lambda: Image.fromarray(np.full((16, 20), 0.5, np.float32)), lambda: Image.new("RGB", (20, 16), (200, 100, 50)).convert("P"),
+     lambda: gradient_rgb(20, 16).convert("CMYK"), lambda: Image.new("LA", (20, 16), (10, 128))],
+    ids=["rgba-transparent", "uint16", "float", "palette", "cmyk", "la"],
+)
+def test_save_image_writes_other_modes_as_load_image_reads_them(tmp_path: Path, make) -> None:
+    """A transparent RGBA picture used to come out black in a JPEG, a 16-bit one white, a float one black."""
+    img = make()
+    want = load_image(img)
+    png = load_image(save_image(img, tmp_path / "x.png"))
+    torch.testing.assert_close(png, want, atol=0.5 / 255 + 1e-6, rtol=0)  # rounded to 8 bits
+    jpg = load_image(save_image(img, tmp_path / "x.jpg"))
+    assert float((jpg - want).abs().mean()) < 4 / 255  # quality 95 (4:2:0 chroma on saturated colours)
+
+
 # ----------------------------------------------------------------------------- resizing and padding
 
 
