@@ -88,8 +88,8 @@ class ImageInput:
         if self.kind in ("path", "encoded", "pil"):
             return to_pil(x)
         arr = x[0].permute(1, 2, 0).float().cpu().numpy()
-        if self.np_dtype in _NP_INTS:
-            top = _NP_INTS[self.np_dtype]
+        top = None if self.np_dtype is None else _full_scale(self.np_dtype)
+        if top is not None:
             return (arr * np.float32(top)).round().clip(0, top).astype(self.np_dtype)
         return arr.clip(0.0, 1.0).astype(self.np_dtype)
 
@@ -348,8 +348,12 @@ def _high_depth_gray(img: Image.Image) -> np.ndarray:
 # --------------------------------------------------------------------------- numpy and torch
 
 _NP_FLOATS = (np.float16, np.float32, np.float64)
-_NP_INTS = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
-"""Integer dtypes numpy images may have, with the value that stands for full intensity."""
+
+
+def _full_scale(dtype: np.dtype) -> int | None:
+    """The value that stands for full intensity in a numpy image of ``dtype``: 255 for uint8,
+    65535 for uint16 (either byte order); None for other dtypes."""
+    return 2 ** (8 * dtype.itemsize) - 1 if dtype.kind == "u" and dtype.itemsize in (1, 2) else None
 
 
 def _numpy_to_tensor(arr: np.ndarray, name: str) -> Tensor:
@@ -368,14 +372,15 @@ def _numpy_to_tensor(arr: np.ndarray, name: str) -> Tensor:
         raise ShapeError(f"{name} looks channels-first {shape}; numpy images must be H x W x 3 (channels last)")
     if not (arr.ndim == 2 or (arr.ndim == 3 and shape[2] in (1, 3))):
         raise ShapeError(f"{name} must be an H x W x 3 (RGB) or H x W (grayscale) array, got shape {shape}")
-    if arr.dtype not in _NP_INTS and arr.dtype.type not in _NP_FLOATS:
+    top = _full_scale(arr.dtype)
+    if top is None and arr.dtype.type not in _NP_FLOATS:
         raise ShapeError(
             f"{name} has dtype {arr.dtype}; numpy images must be uint8 (0-255), uint16 (0-65535) "
             "or float16/32/64 in [0, 1]"
         )
     _check_size(name, shape[0], shape[1])
-    if arr.dtype in _NP_INTS:  # astype copies: contiguous, writable, whatever the strides
-        x = arr.astype(np.float32) / np.float32(_NP_INTS[arr.dtype])
+    if top is not None:  # astype copies: contiguous, writable, whatever the strides
+        x = arr.astype(np.float32) / np.float32(top)
     else:
         x = arr.astype(np.float32)
         if not np.isfinite(x).all():

@@ -256,6 +256,16 @@ def test_numpy_uint16_is_uint8_times_257(arr: np.ndarray) -> None:
     torch.testing.assert_close(load_image(arr.astype(np.uint16) * 257), load_image(arr), rtol=0, atol=0)
 
 
+def test_numpy_uint16_either_byte_order() -> None:
+    arr = (np.arange(40 * 48 * 3).reshape(40, 48, 3) * 13 % 65536).astype(np.uint16)
+    big = arr.astype(">u2")
+    torch.testing.assert_close(load_image(big), load_image(arr), rtol=0, atol=0)
+    inp = read_image(big)
+    out = inp.to_output(inp.tensor)
+    assert out.dtype == np.dtype(">u2")
+    np.testing.assert_array_equal(out, big)
+
+
 def test_numpy_uint16_matches_a_16_bit_png(tmp_path: Path) -> None:
     g = (np.arange(32 * 48).reshape(32, 48) * 41 % 65536).astype(np.uint16)
     png = write(Image.fromarray(g), tmp_path / "g16.png")
