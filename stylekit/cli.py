@@ -257,7 +257,7 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None, in
     ``inputs`` (the contents, styles and masks). The output folder is created here."""
     from PIL import Image
 
-    from .image import WRITE_FORMATS, unknown_extension
+    from .image import unknown_extension
 
     pairs = [(c, s) for c in contents for s in styles]
     if output == STDIO:
@@ -268,7 +268,7 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None, in
         raise ArgumentError("-o is empty: give a file (out.jpg), a folder or - (stdout)")
     out = Path(output)
     as_folder = output.endswith(("/", os.sep)) or out.is_dir()
-    image_suffix = Image.registered_extensions().get(out.suffix.lower()) in WRITE_FORMATS
+    image_suffix = out.suffix.lower() in Image.registered_extensions()
     if len(pairs) == 1 and out.suffix and not as_folder:
         problem = unknown_extension(out)  # save_image's rule, checked before the work, not after it
         if problem:
@@ -278,8 +278,11 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None, in
         result = [(*pairs[0], str(out))]
     else:
         if out.exists() and not out.is_dir():
-            need = f"{len(pairs)} results need a folder" if len(pairs) > 1 else "with no image file extension it names a folder"
-            raise ArgumentError(f"-o {output}: {need}, and this is a file")
+            if output.endswith(("/", os.sep)):
+                need = f"a trailing {output[-1]} names a folder"
+            else:
+                need = f"{len(pairs)} results need a folder" if len(pairs) > 1 else "with no image file extension it names a folder"
+            raise ArgumentError(f"-o {output}: {need}, and {str(out)!r} is a file")
         if len(pairs) > 1 and image_suffix and not as_folder:
             raise ArgumentError(f"-o {output}: {len(pairs)} results need a folder, not an image file name "
                                 f"(to write them into a folder named so, end it with {os.sep})")  # fmt: skip
@@ -562,7 +565,7 @@ def _run(a: argparse.Namespace) -> int:
         styles = [x for spec in style_specs for x in _expand(spec, "style")]
         return _cmd_transfer(a, contents, styles)
     if a.command == "demo":
-        a.format, a.json, a.progress = None, False, False
+        a.format, a.json, a.progress = None, False, None  # progress: the Gatys steps' bar on a terminal
         return _cmd_transfer(a, [DEMO_CONTENT], [DEMO_STYLE])
     {"video": _cmd_video, "train": _cmd_train, "export": _cmd_export, "info": _cmd_info}[a.command](a)
     return 0

@@ -25,7 +25,7 @@ from torch import Tensor
 from .errors import ArgumentError, ImageError, ShapeError
 
 __all__ = [
-    "MAX_PIXELS", "MIN_SIDE", "Encoded", "ImageLike", "ImageInput", "read_image", "load_image", "to_pil",
+    "MAX_PIXELS", "MIN_SIDE", "WRITE_EXTENSIONS", "Encoded", "ImageLike", "ImageInput", "read_image", "load_image", "to_pil",
     "save_image", "resize_short_side", "check_size_arg", "pad_to_multiple", "crop_padding",
 ]  # fmt: skip
 
@@ -169,16 +169,18 @@ def is_url(text: str) -> bool:
     return re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", text) is not None
 
 
-WRITE_FORMATS = frozenset({
-    "JPEG", "PNG", "WEBP", "AVIF", "TIFF", "BMP", "DIB", "GIF", "PDF", "PPM", "TGA", "JPEG2000", "QOI", "SGI", "PCX",
+WRITE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".avif", ".tif", ".tiff", ".bmp", ".dib", ".gif", ".pdf",
+    ".ppm", ".pnm", ".tga", ".jp2", ".j2k", ".qoi", ".sgi", ".rgb", ".pcx",
 })  # fmt: skip
-"""The Pillow formats :func:`save_image` writes: those that store an RGB picture at its size.
-Not ICO / ICNS (they resize it), nor formats Pillow reads but cannot write RGB to (PSD, BLP, XBM, ...)."""
+"""The file extensions :func:`save_image` writes (where this Pillow can): formats that store an
+RGB picture at its size under a name that says so. Not .ico / .icns (they resize it), .pgm /
+.pbm (Pillow writes colour into them), nor formats Pillow reads but cannot write RGB to (.psd, .blp, .xbm, ...)."""
 
 
 def unknown_extension(path: str | os.PathLike[str]) -> str | None:
-    """What is wrong with ``path``'s extension for writing an image; None where it names one of
-    :data:`WRITE_FORMATS` (and this Pillow can write it)."""
+    """What is wrong with ``path``'s extension for writing an image; None where it is one of
+    :data:`WRITE_EXTENSIONS` and this Pillow can write its format."""
     ext = Path(path).suffix.lower()
     use = "use .jpg, .png, .webp, .tif, ..."
     if not ext:
@@ -186,7 +188,7 @@ def unknown_extension(path: str | os.PathLike[str]) -> str | None:
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         return f"unknown image file extension {ext!r} ({use})"
-    if fmt not in WRITE_FORMATS or fmt not in Image.SAVE:
+    if ext not in WRITE_EXTENSIONS or fmt not in Image.SAVE:
         return f"stylekit does not write {fmt} files ({ext}); {use}"
     return None
 
@@ -458,14 +460,15 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
     """Write an image to ``path`` (format from the extension; parent folders are created).
 
     Args:
-        image: a ``PIL.Image``, a float tensor (3, H, W) / (1, 3, H, W) in [0, 1], or a numpy
-            array accepted by :func:`load_image`. Tensors and arrays get the checks of
-            :func:`load_image` (NaN, values outside [0, 1], ...). PIL images in modes "RGB" and
-            "L" are written as they are; other modes as :func:`load_image` reads them (RGBA
-            composited on white, 16-bit and float grayscale scaled), so the file shows what
-            stylekit sees.
-        path: where to write, e.g. ``"out/result.jpg"``; the extension must name one of
-            :data:`WRITE_FORMATS` (.jpg, .png, .webp, .tif, .bmp, .gif, ...).
+        image: a ``PIL.Image``, a float tensor (3, H, W) / (1, 3, H, W), or a numpy array
+            accepted by :func:`load_image` (with its checks). Tensor values are clamped to
+            [0, 1] (a decoder's raw output may overshoot a little); NaN, Inf and values over 2
+            (0-255 data?) are refused. A PIL image is written in its own mode where the format
+            holds it (RGBA or 16-bit in a PNG); where it does not (RGBA, 16-bit or float in a
+            JPEG), it is written as :func:`load_image` reads it: RGBA composited on white,
+            16-bit and float grayscale scaled.
+        path: where to write, e.g. ``"out/result.jpg"``; the extension must be one of
+            :data:`WRITE_EXTENSIONS` (.jpg, .png, .webp, .tif, .bmp, .gif, ...).
         quality: JPEG / WebP / AVIF quality, 1 to 100.
 
     Returns:
@@ -493,11 +496,9 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
     if problem:  # before converting the picture, which may be large
         raise ArgumentError(f"path={str(p)!r}: {problem}")
     if isinstance(image, Image.Image):
-        img = image if image.mode in ("RGB", "L") else _as_rgb(image)
+        img = image
     elif isinstance(image, Tensor):
-        if not image.is_floating_point() or image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
-            raise ShapeError(f"image must be a floating (3, H, W) or (1, 3, H, W) tensor, got {tuple(image.shape)} {image.dtype}")
-        img = to_pil(_tensor_values(image, "image"))
+        img = to_pil(_result_tensor(image))
     else:
         img = to_pil(_numpy_to_tensor(image, "image"))
     try:
@@ -505,15 +506,34 @@ def save_image(image: Tensor | Image.Image | np.ndarray, path: str | os.PathLike
     except OSError as e:
         raise ImageError(f"cannot create the folder {str(p.parent)!r} for {str(p)!r}: {e.strerror or e}") from None
     try:
-        img.save(p, quality=int(quality))
-    except OSError as e:
-        raise ImageError(f"cannot write {str(p)!r}: {e.strerror or e}") from None
+        try:
+            img.save(p, quality=int(quality))
+        except (OSError, KeyError, ValueError, TypeError):
+            if img.mode in ("RGB", "L"):
+                raise
+            img = _as_rgb(img)  # a mode this format cannot hold (RGBA, I;16 or F in a JPEG, ...)
+            img.save(p, quality=int(quality))
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ImageError(f"cannot write {str(p)!r}: {getattr(e, 'strerror', None) or e}") from None
     return p
 
 
+def _result_tensor(x: Tensor) -> Tensor:
+    """A (3, H, W) / (1, 3, H, W) float tensor to write: NaN, Inf and 0-255 data refused, the rest clamped."""
+    if not x.is_floating_point() or x.dim() not in (3, 4) or x.shape[-3] != 3 or (x.dim() == 4 and x.shape[0] != 1):
+        raise ShapeError(f"image must be a floating (3, H, W) or (1, 3, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
+    y = x.detach().float()
+    if not torch.isfinite(y).all():
+        raise ShapeError("image contains NaN or Inf")
+    if float(y.max()) > 2:
+        raise ShapeError(f"image must be in [0, 1], got values up to {float(y.max()):.4g} (0-255 values? divide by 255)")
+    return y.clamp(0.0, 1.0)
+
+
 def _as_rgb(img: Image.Image) -> Image.Image:
-    """A PIL image of any mode as RGB, the way :func:`load_image` reads it."""
-    arr = _pil_to_float_rgb(_load_pil(img, "image", min_side=1), "image")
+    """A PIL image of any mode as RGB, the way :func:`load_image` converts it (no EXIF turn: only the mode changes)."""
+    img.load()
+    arr = _pil_to_float_rgb(img, "image")
     return Image.fromarray((arr * 255.0).round().clip(0, 255).astype(np.uint8), "RGB")
 
 

@@ -41,7 +41,9 @@ def _from_array(a: np.ndarray, name: str) -> Tensor:
             raise ShapeError(f"{name} is a masked array with masked entries; fill them first, e.g. with .filled(0)")
         a = a.data
     a = np.asarray(a)  # subclasses (np.matrix, memmap, ...) as plain arrays
-    while a.ndim > 2 and a.shape[0] == 1:  # 1 x H x W, 1 x 1 x H x W: as for tensors
+    if a.ndim == 4 and a.shape[:2] == (1, 1):  # 1 x 1 x H x W
+        a = a[0, 0]
+    elif a.ndim == 3 and a.shape[0] == 1 and a.shape[2] not in (1, 3):  # 1 x H x W (not H x W x 1 or RGB)
         a = a[0]
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]

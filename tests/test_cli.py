@@ -105,7 +105,8 @@ def test_progress_bar(tiny, imgs, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag, shown", [("--progress", True), ("--no-progress", False), (None, False)])
-def test_tile_progress_bar(tiny, tmp_path, capsys, flag, shown):
+def test_tile_progress_bar(tiny, tmp_path, capsys, monkeypatch, flag, shown):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     big = _img(tmp_path / "big.png", 296, 128)  # --tile 256: two tiles
     args = ["transfer", str(big), str(_img(tmp_path / "s.png", 32, 32)), "-o", str(tmp_path / "o.png"), "--tile", "256"]
     assert main(args + ([flag] if flag else [])) == 0  # default: on a terminal only (pytest's stderr is not one)
@@ -164,7 +165,7 @@ def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
         (["transfer", "{tmp}/photos/*.gif", "{s1}", "-o", "{tmp}/o"], "no files match"),
         (["transfer", "{a}", "{b}", "{s1}", "-o", "-"], "takes one result"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.xyz"], "-o {tmp}/x.xyz: unknown image file extension"),
-        (["transfer", "{a}", "{b}", "{s1}", "-o", "{s2}"], "-o {s2}: 2 results need a folder, and this is a file"),
+        (["transfer", "{a}", "{b}", "{s1}", "-o", "{s2}"], "-o {s2}: 2 results need a folder, and '{s2}' is a file"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--device", "tpu"], "device"),
         (["transfer", "{a}", "{s1}", "-o", "-", "--json"], "--json"),
         (["transfer", "-", "-", "-o", "{tmp}/x.jpg"], "one image only"),
@@ -176,7 +177,10 @@ def test_one_bad_image_in_a_batch(tiny, imgs, tmp_path, capsys):
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.jpg", "--mask", "{a}", "--style-weights", "1"], "do not go together"),
         # -o: every check before any work
         (["transfer", "{a}", "{s1}", "-o", ""], "-o is empty"),
-        (["transfer", "{a}", "{s1}", "-o", "{tmp}/plain"], "-o {tmp}/plain: with no image file extension it names a folder, and this is a file"),
+        (["transfer", "{a}", "{s1}", "-o", "{tmp}/plain"],
+         "-o {tmp}/plain: with no image file extension it names a folder, and '{tmp}/plain' is a file"),
+        (["transfer", "{a}", "{s1}", "-o", "{s1}/"], "-o {s1}/: a trailing / names a folder, and '{s1}' is a file"),
+        (["transfer", "{a}", "{b}", "{s1}", "-o", "{tmp}/many.ico"], "2 results need a folder, not an image file name"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.psd"], "-o {tmp}/x.psd: stylekit does not write PSD files (.psd)"),
         (["transfer", "{a}", "{s1}", "-o", "{tmp}/x.ico"], "stylekit does not write ICO files"),
         (["transfer", "{a}", "{b}", "{s1}", "-o", "{tmp}/many.jpg"], "-o {tmp}/many.jpg: 2 results need a folder, not an image file name"),
@@ -301,6 +305,7 @@ OPTIONS = [("--preserve-color", "preserve_color", ["--preserve-color"], "luminan
 @pytest.mark.parametrize("flag, name, argv, value", OPTIONS)
 def test_options_are_passed_only_when_given(monkeypatch, imgs, tmp_path, flag, name, argv, value):
     calls: list[dict] = []
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # as under CI, also with pytest -s on a terminal
 
     def fake(content, style, alpha=1.0, *, device="auto", dtype="auto", size=None, preserve_color=None, method="adain",
              max_size=None, tile=None, progress=True):  # fmt: skip

@@ -901,7 +901,12 @@ def test_odd_but_valid_masks_work(style: Style, tmp_path: Path) -> None:
     ]
     for m in kinds:
         torch.testing.assert_close(read_mask(m), want, atol=0, rtol=0, msg=lambda s, m=m: f"{type(m)}: {s}")
+    row = np.array([[[0], [255], [0], [255], [255]]], np.uint8)  # 1 x 5 x 1: one row of five (H x W x 1)
+    assert read_mask(row).shape == (1, 1, 1, 5)
+    with pytest.raises(ShapeError, match="grayscale H x W mask"):
+        read_mask(np.zeros((1, 5, 3), np.uint8))  # an RGB row, not 1 x H x W
     one = read_mask(np.full((1, 1), 255, np.uint8))
+
     assert one.shape == (1, 1, 1, 1) and float(one) == 1.0
     out = transfer(CONTENT, [style, style], masks=[np.ones((1, 1)), torch.zeros(1, 1)], device="cpu", dtype="fp32")
     assert out.shape == CONTENT.shape and torch.isfinite(out).all()

@@ -543,7 +543,7 @@ def test_save_image(tmp_path: Path) -> None:
 
 def _written_extensions() -> list[str]:
     Image.init()
-    return sorted(e for e, f in Image.registered_extensions().items() if f in image_mod.WRITE_FORMATS and f in Image.SAVE)
+    return sorted(e for e, f in Image.registered_extensions().items() if e in image_mod.WRITE_EXTENSIONS and f in Image.SAVE)
 
 
 @pytest.mark.parametrize("ext", _written_extensions())
@@ -560,7 +560,8 @@ def test_save_image_every_written_format_keeps_the_size(tmp_path: Path, ext: str
 @pytest.mark.parametrize(
     ("path", "match"),
     [("x.psd", r"does not write PSD files \(\.psd\)"), ("x.ico", "does not write ICO"), ("x.icns", "does not write ICNS"),
-     ("x.xbm", "does not write XBM"), ("x", "no image file extension"), ("x.nope", "unknown image file extension '.nope'")],
+     ("x.xbm", "does not write XBM"), ("x.pgm", r"does not write PPM files \(\.pgm\)"), ("x.bw", "does not write SGI"),
+     ("x", "no image file extension"), ("x.nope", "unknown image file extension '.nope'")],
 )
 def test_save_image_refuses_what_it_cannot_write_before_converting(tmp_path: Path, path: str, match: str) -> None:
     with pytest.raises(ArgumentError, match=match):
@@ -577,13 +578,41 @@ def test_save_image_checks_its_arguments(tmp_path: Path) -> None:
         with pytest.raises(ArgumentError, match="quality must be an int from 1 to 100"):
             save_image(x, tmp_path / "q.jpg", quality=q)  # type: ignore[arg-type]
     for bad, match in [(x * 255, r"must be in \[0, 1\].*divide by 255"), (x.masked_fill(x > 0.5, float("nan")), "NaN"),
-                       (torch.rand(2, 3, 8, 8), r"\(1, 3, H, W\)"), (torch.ones(3, 8, 8, dtype=torch.uint8), "floating")]:
+                       (torch.rand(2, 3, 8, 8), r"\(1, 3, H, W\)"), (torch.ones(3, 8, 8, dtype=torch.uint8), "floating"),
+                       (torch.rand(1, 8, 8), r"image must be a floating \(3, H, W\)")]:
         with pytest.raises(ShapeError, match=match):
             save_image(bad, tmp_path / "t.png")
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(ImageError, match="cannot create the folder"):
         save_image(x, tmp_path / "file" / "t.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_save_image_clamps_a_little_overshoot(tmp_path: Path) -> None:
+    """A decoder's raw output strays a little outside [0, 1]: clamped, as before, not refused."""
+    x = torch.full((3, 8, 8), 1.3)
+    x[0] = -0.2
+    back = np.asarray(Image.open(save_image(x, tmp_path / "o.png")))
+    assert back[..., 0].max() == 0 and back[..., 1:].min() == 255
+
+
+def test_save_image_keeps_what_the_format_holds(tmp_path: Path) -> None:
+    """RGBA and 16-bit pictures stay so in a PNG; only a format that cannot hold them converts."""
+    rgba = Image.new("RGBA", (20, 16), (10, 200, 30, 77))
+    with Image.open(save_image(rgba, tmp_path / "a.png")) as back:
+        assert back.mode == "RGBA" and back.getpixel((0, 0)) == (10, 200, 30, 77)
+    g16 = Image.fromarray(np.full((16, 20), 30000, np.uint16))
+    with Image.open(save_image(g16, tmp_path / "g.png")) as back:
+        assert back.mode.startswith("I") and np.asarray(back).max() == 30000
+
+
+def test_save_image_converts_a_mode_without_turning_the_picture(tmp_path: Path) -> None:
+    img = Image.new("RGBA", (40, 20), (255, 0, 0, 255))
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90": load_image turns it, but save_image writes the pixels given
+    img.info["exif"] = exif.tobytes()
+    with Image.open(save_image(img, tmp_path / "r.jpg")) as back:
+        assert back.size == (40, 20)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ files go to ``--list``, one per line, for ``tools/ship_decoder.py``. ``--start``
 list (e.g. the shipped soup's), or a decoder file that is itself an average (e.g.
 ``stylekit/weights/decoder.safetensors``, which counts as the N exports its ``averaged`` metadata
 names: see ``tools/ship_decoder.py``), as the soup to grow: its exports form no ingredients, and
-ingredients join only where they beat it. Confirm the pick with
+ingredients join only where they beat it. (Do not also pass the exports such an average was made
+of: they would count twice.) Confirm the pick with
 ``benchmarks/quality.py`` (without ``--select``) before shipping: those pairs had no say in it.
 
 ``--size 256,512,1024:512`` scores at several sizes (``C`` or content:style short sides ``C:S``)
