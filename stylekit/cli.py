@@ -269,13 +269,14 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None, in
     out = Path(output)
     as_folder = output.endswith(("/", os.sep)) or out.is_dir()
     image_suffix = out.suffix.lower() in Image.registered_extensions()
+    result: list[tuple[Any, Any, str]] = []
     if len(pairs) == 1 and out.suffix and not as_folder:
         problem = unknown_extension(out)  # save_image's rule, checked before the work, not after it
         if problem:
             raise ArgumentError(f"-o {output}: {problem}")
         if fmt is not None and Image.registered_extensions()[out.suffix.lower()] != _FORMATS[fmt]:
             raise ArgumentError(f"-o {output} is a {out.suffix} file but --format is {fmt}: drop --format, or name a .{fmt} file")
-        result = [(*pairs[0], str(out))]
+        result.append((*pairs[0], str(out)))
     else:
         if out.exists() and not out.is_dir():
             if output.endswith(("/", os.sep)):
@@ -287,7 +288,7 @@ def _destinations(contents: list, styles: list, output: str, fmt: str | None, in
             raise ArgumentError(f"-o {output}: {len(pairs)} results need a folder, not an image file name "
                                 f"(to write them into a folder named so, end it with {os.sep})")  # fmt: skip
         stem = lambda x: "stdin" if x == STDIO else Path(x).stem  # noqa: E731
-        result, seen = [], {}
+        seen: dict[str, tuple[Any, Any]] = {}
         for c, s in pairs:
             name = stem(c) if len(styles) == 1 else f"{stem(c)}__{stem(s)}"
             dest = str(out / f"{name}.{fmt or 'jpg'}")

@@ -95,8 +95,10 @@ def test_ship_decoder_counts_an_average_as_its_exports(tmp_path: Path) -> None:
     for name, t in tensors.items():
         mean = torch.stack([st[name].double() for st in states]).mean(0)
         torch.testing.assert_close(t.double(), mean, atol=2e-3, rtol=2e-3)  # two fp16 roundings
-    two_way = (Decoder.from_file(soup).state_dict()[name].double() + states[3][name].double()) / 2
-    assert (tensors[name].double() - two_way).abs().max().item() > 1e-2
+    soup_state = Decoder.from_file(soup).state_dict()
+    off_4 = sum((t.double() - torch.stack([st[n].double() for st in states]).mean(0)).abs().sum() for n, t in tensors.items())
+    off_2 = sum((t.double() - (soup_state[n].double() + states[3][n].double()) / 2).abs().sum() for n, t in tensors.items())
+    assert off_4 < 0.1 * off_2, (off_4, off_2)  # the 4-way mean (fp16 rounding off), not the 2-way one
 
 
 def test_averaged_metadata_keeps_counts_steps_and_runs() -> None:
